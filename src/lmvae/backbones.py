@@ -1,0 +1,160 @@
+"""Loading the frozen backbones: the only module that calls ``from_pretrained`` on them.
+
+A backbone is named by a hub id or a local folder.  Saved VAEs may refer to a folder by a path
+relative to the VAE's own folder, so that a moved directory tree still loads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForTextEncoding,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+from transformers.utils import logging as hf_logging
+
+from lmvae.config import BackboneRef
+from lmvae.errors import LoadError
+
+
+def resolve(ref: BackboneRef, base_dir: str | Path | None = None) -> str:
+    """Turn a reference into something ``from_pretrained`` accepts.
+
+    Relative folders are tried against ``base_dir`` (the saved VAE's folder) first, then against
+    the working directory; anything else is taken as a hub id.
+    """
+    name = os.path.expanduser(ref.name_or_path)
+    if not name:
+        raise LoadError("no backbone given: pass a hub id or a local folder")
+    candidates = []
+    if base_dir is not None and not os.path.isabs(name):
+        candidates.append(os.path.join(base_dir, name))
+    candidates.append(name)
+    for cand in candidates:
+        if os.path.isdir(cand):
+            return os.path.abspath(cand)
+    if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
+        raise LoadError(f"backbone folder {ref.name_or_path!r} does not exist")
+    return name
+
+
+def _load_config(source: str, ref: BackboneRef, role: str):
+    try:
+        return AutoConfig.from_pretrained(
+            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoadError(f"cannot load {role} {ref.name_or_path!r}: {first}") from None
+
+
+def _load_tokenizer(source: str, ref: BackboneRef, role: str) -> PreTrainedTokenizerBase:
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code
+        )
+    except (OSError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoadError(
+            f"cannot load the {role} tokenizer of {ref.name_or_path!r}: {first}"
+        ) from None
+    return tok
+
+
+@contextmanager
+def _quiet_loading():
+    """Hide transformers' per-load progress bars and load reports (e.g. an unused BERT pooler
+    being "newly initialized"); real errors still raise."""
+    bars = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Stop gradients into a backbone and put it in inference mode (no dropout)."""
+    model.requires_grad_(False)
+    model.eval()
+    return model
+
+
+def load_encoder(
+    ref: BackboneRef, base_dir: str | Path | None = None, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a frozen text encoder: an encoder-only LM, the encoder stack of an encoder-decoder
+    model (T5), or a decoder-only LM whose hidden states are pooled."""
+    source = resolve(ref, base_dir)
+    config = _load_config(source, ref, "encoder")
+    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        with _quiet_loading():
+            if config.model_type in MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES:
+                model_cls = AutoModelForTextEncoding._model_mapping[type(config)]
+                if "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters:
+                    kwargs["add_pooling_layer"] = False  # we pool ourselves; skip an unused layer
+                model = model_cls.from_pretrained(source, **kwargs)
+            else:
+                model = AutoModel.from_pretrained(source, **kwargs)
+                if getattr(model.config, "is_encoder_decoder", False) and hasattr(
+                    model, "get_encoder"
+                ):
+                    model = model.get_encoder()
+    except (OSError, ValueError) as e:
+        raise LoadError(
+            f"cannot load encoder {ref.name_or_path!r}: {str(e).splitlines()[0]}"
+        ) from None
+    tok = _load_tokenizer(source, ref, "encoder")
+    if tok.pad_token_id is None:
+        # Decoder-only models used as encoders often lack a pad token; any id works because
+        # padded positions are masked out of pooling and attention.
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    return freeze(model), tok
+
+
+def load_decoder(
+    ref: BackboneRef, base_dir: str | Path | None = None, dtype: torch.dtype | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a frozen causal LM and its tokenizer."""
+    source = resolve(ref, base_dir)
+    _load_config(source, ref, "decoder")
+    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        with _quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except ValueError as e:
+        raise LoadError(
+            f"decoder {ref.name_or_path!r} is not a causal LM: {str(e).splitlines()[0]}"
+        ) from None
+    except OSError as e:
+        raise LoadError(
+            f"cannot load decoder {ref.name_or_path!r}: {str(e).splitlines()[0]}"
+        ) from None
+    tok = _load_tokenizer(source, ref, "decoder")
+    if tok.eos_token_id is None:
+        raise LoadError(
+            f"decoder tokenizer of {ref.name_or_path!r} has no EOS token: the VAE needs one to "
+            "learn where sentences end"
+        )
+    return freeze(model), tok

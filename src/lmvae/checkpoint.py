@@ -1,0 +1,196 @@
+"""Saving and loading: safetensors of the trainable weights + a JSON config naming the backbones.
+
+No pickle anywhere.  Files are written to a temporary name and renamed into place, so an
+interrupted save never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lmvae.backbones import resolve
+from lmvae.config import BackboneRef, VAEConfig
+from lmvae.errors import ConfigError, LoadError
+
+if TYPE_CHECKING:
+    from lmvae.model import LanguageVAE
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+BUNDLED = {"encoder": "encoder", "decoder": "decoder"}
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename tmp_path to path in one step."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _portable_ref(ref: BackboneRef, model_base: str | None, target: Path) -> BackboneRef:
+    """A reference that still resolves once the config sits in ``target``: local folders
+    become paths relative to it, hub ids stay as they are."""
+    source = resolve(ref, model_base)
+    if not os.path.isdir(source):
+        return ref
+    return BackboneRef(
+        os.path.relpath(source, target.resolve()), ref.revision, ref.trust_remote_code
+    )
+
+
+def save_pretrained(
+    model: LanguageVAE, directory: str | Path, bundle_backbones: bool = False
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into directory (created if needed)."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(model.config)
+    sides = (
+        ("encoder", config.encoder, model.encoder.backbone, model.encoder_tokenizer),
+        ("decoder", config.decoder, model.decoder.lm, model.decoder_tokenizer),
+    )
+    for side, section, backbone, tokenizer in sides:
+        if bundle_backbones:
+            folder = target / BUNDLED[side]
+            backbone.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            section.backbone = BackboneRef(BUNDLED[side], None, section.backbone.trust_remote_code)
+        else:
+            section.backbone = _portable_ref(section.backbone, model.base_dir, target)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
+    _atomic_write(target / WEIGHTS_NAME, lambda p: save_file(weights, p, metadata={"format": "pt"}))
+    _atomic_write(target / CONFIG_NAME, config.to_json)
+    return target
+
+
+def _local_folder(name_or_path: str | Path, revision: str | None) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    text = str(name_or_path)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise LoadError(f"{name_or_path} is not an lmvae model folder (no such directory)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(text, revision=revision))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as e:
+        raise LoadError(
+            f"cannot download {text!r} from the hub: {str(e).splitlines()[0]}"
+        ) from None
+
+
+def load_config(name_or_path: str | Path, revision: str | None = None) -> tuple[VAEConfig, Path]:
+    """The config of a saved model and the folder it lives in."""
+    folder = _local_folder(name_or_path, revision)
+    config_file = folder / CONFIG_NAME
+    if not config_file.is_file():
+        raise LoadError(f"{folder} is not an lmvae model folder: {CONFIG_NAME} is missing")
+    try:
+        return VAEConfig.from_json(config_file), folder
+    except ConfigError as e:
+        raise LoadError(f"{config_file}: {e}") from None
+
+
+def load_pretrained(
+    cls: type[LanguageVAE],
+    name_or_path: str | Path,
+    encoder: str | None = None,
+    decoder: str | None = None,
+    revision: str | None = None,
+    device: Any = None,
+) -> LanguageVAE:
+    """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are found
+    (for a folder whose backbones moved); their architecture must match the saved weights."""
+    config, folder = load_config(name_or_path, revision)
+    if encoder is not None:
+        config.encoder.backbone.name_or_path = encoder
+    if decoder is not None:
+        config.decoder.backbone.name_or_path = decoder
+    weights_file = folder / WEIGHTS_NAME
+    if not weights_file.is_file():
+        raise LoadError(f"{folder} has no {WEIGHTS_NAME}")
+    try:
+        weights = load_file(weights_file)
+    except (SafetensorError, OSError) as e:
+        raise LoadError(f"{weights_file} is not a readable safetensors file: {e}") from None
+    model = cls.from_config(config, base_dir=folder)
+    _check_weights(model, weights)
+    model.load_state_dict(weights, strict=False)
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _check_weights(model: LanguageVAE, weights: dict) -> None:
+    expected = model.trainable_state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise LoadError(
+            "saved weights do not fit the config"
+            + (f"; missing: {', '.join(missing[:3])}" if missing else "")
+            + (f"; unexpected: {', '.join(unexpected[:3])}" if unexpected else "")
+        )
+    head = "encoder.head.weight"
+    saved_latent = weights[head].shape[0] // 2
+    if saved_latent != model.latent_size:
+        raise LoadError(
+            f"latent size mismatch: config.json says {model.latent_size} but the weights were "
+            f"trained with {saved_latent}"
+        )
+    for key, tensor in expected.items():
+        if tuple(weights[key].shape) != tuple(tensor.shape):
+            raise LoadError(
+                f"{key}: saved shape {tuple(weights[key].shape)} but the config and backbones "
+                f"build {tuple(tensor.shape)}; were the backbones swapped for different ones?"
+            )
+
+
+def push_to_hub(
+    model: LanguageVAE,
+    repo_id: str,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload lmvae model",
+    bundle_backbones: bool | None = None,
+) -> str:
+    """Save into a temporary folder and upload it.  Local backbones cannot be reached by others,
+    so they are bundled unless ``bundle_backbones=False`` is given explicitly."""
+    from huggingface_hub import HfApi
+
+    if bundle_backbones is None:
+        refs = (model.config.encoder.backbone, model.config.decoder.backbone)
+        bundle_backbones = any(os.path.isdir(resolve(r, model.base_dir)) for r in refs)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp, bundle_backbones=bundle_backbones)
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Move a finished folder into place; an existing target is swapped out, then removed."""
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(source, target)
+    if old.exists():
+        shutil.rmtree(old)

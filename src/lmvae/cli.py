@@ -1,0 +1,376 @@
+"""The ``lmvae`` command line: thin wrappers that parse, call the library and print.
+
+Every command that prints results takes ``--format text|jsonl|json``.  Bad input ends with a
+one-line ``error: ...`` on stderr and exit code 2, never a traceback from inside torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lmvae.errors import LmvaeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Variational autoencoders made from frozen pretrained language models.",
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+    json = "json"
+
+
+class Strategy(str, Enum):
+    greedy = "greedy"
+    sample = "sample"
+    beam = "beam"
+
+
+def _emit(records: list[dict[str, Any]], fmt: Format, text_key: str | None = None) -> None:
+    """Print records as JSON lines, one JSON array, or plain text (tab-separated values)."""
+    if fmt is Format.jsonl:
+        for r in records:
+            print(json.dumps(r, ensure_ascii=False))
+    elif fmt is Format.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+    else:
+        for r in records:
+            if text_key is not None:
+                print(r[text_key])
+            else:
+                print("\t".join(str(v) for v in r.values()))
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _load(model: str, device: str | None):
+    from lmvae.model import LanguageVAE
+
+    return LanguageVAE.from_pretrained(model, device=device)
+
+
+def _generation(
+    strategy: Strategy,
+    num_beams: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    max_new_tokens: int | None,
+):
+    from lmvae.generation import GenerationConfig
+
+    cfg = GenerationConfig(strategy.value, max_new_tokens, temperature, top_k, top_p, num_beams)
+    cfg.validate()
+    return cfg
+
+
+ModelArg = Annotated[
+    str, typer.Argument(help="A folder written by `lmvae train` / save_pretrained, or a hub id.")
+]
+DataOpt = Annotated[
+    Path,
+    typer.Option("--data", help="Sentences: .txt (one per line), .jsonl, .json, .csv or .tsv."),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda:0.")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch.")]
+StrategyOpt = Annotated[Strategy, typer.Option(help="Decoding strategy.")]
+BeamsOpt = Annotated[int, typer.Option(help="Beams for --strategy beam.")]
+TempOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+TopKOpt = Annotated[int, typer.Option(help="Sample only from the k most likely tokens (0: all).")]
+TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling mass (1: all).")]
+MaxTokOpt = Annotated[
+    int | None, typer.Option(help="Longest output in tokens (default: the model's max length).")
+]
+TextFieldOpt = Annotated[
+    str, typer.Option(help="Field or column holding the text in .jsonl/.json/.csv data.")
+]
+
+
+@app.command()
+def train(
+    encoder: Annotated[str, typer.Option(help="Encoder LM: hub id or local folder.")],
+    decoder: Annotated[str, typer.Option(help="Causal decoder LM: hub id or local folder.")],
+    data: DataOpt,
+    out: Annotated[Path, typer.Option(help="Run folder: best/, last/ and history.jsonl go here.")],
+    epochs: Annotated[int, typer.Option()] = 10,
+    latent_size: Annotated[int, typer.Option()] = 32,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of AdamW.")] = 3e-3,
+    eval_data: Annotated[
+        Path | None, typer.Option(help="Held-out sentences (default: a split of --data).")
+    ] = None,
+    eval_fraction: Annotated[float, typer.Option()] = 0.1,
+    encoder_layer: Annotated[
+        str, typer.Option(help="Hidden state to pool: index (0 = embeddings, -1 = last) or 'mix'.")
+    ] = "0",
+    pooling: Annotated[str, typer.Option(help="mean, cls or last.")] = "mean",
+    normalize: Annotated[bool, typer.Option(help="L2-normalise the pooled vector.")] = False,
+    num_slots: Annotated[int, typer.Option(help="Injected K/V slots per decoder layer.")] = 8,
+    rank: Annotated[int, typer.Option(help="Rank of the z -> K/V projection (0: full).")] = 0,
+    embed_injection: Annotated[
+        bool, typer.Option(help="Also add z to every input embedding.")
+    ] = False,
+    max_length: Annotated[int, typer.Option(help="Max tokens per sentence.")] = 64,
+    beta_max: Annotated[float, typer.Option()] = 1.0,
+    beta_cycles: Annotated[int, typer.Option()] = 4,
+    free_bits: Annotated[float, typer.Option(help="KL floor per latent dimension (nats).")] = 0.25,
+    reconstruction: Annotated[
+        str, typer.Option(help="sum or mean of token cross-entropy.")
+    ] = "sum",
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    text_field: TextFieldOpt = "text",
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow code from the backbone repos to run.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Train a VAE from two pretrained LMs on a corpus."""
+    from lmvae.config import TrainConfig, VAEConfig
+    from lmvae.data import read_corpus, split_corpus
+    from lmvae.model import LanguageVAE
+    from lmvae.train import train as run_training
+
+    _set_threads(threads)
+    layer: int | str = (
+        "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
+    )
+    train_cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        eval_fraction=eval_fraction,
+        beta_max=beta_max,
+        beta_cycles=beta_cycles,
+        free_bits=free_bits,
+        reconstruction=reconstruction,  # type: ignore[arg-type]
+        gradient_accumulation_steps=grad_accum,
+        seed=seed,
+        progress=progress,
+    )
+    train_cfg.validate()
+    vae_cfg = VAEConfig.create(
+        encoder,
+        decoder,
+        latent_size,
+        trust_remote_code=trust_remote_code,
+        encoder_layer=layer,
+        encoder_pooling=pooling,
+        encoder_normalize=normalize,
+        encoder_max_length=max_length,
+        decoder_num_slots=num_slots,
+        decoder_rank=rank,
+        decoder_embed_injection=embed_injection,
+        decoder_max_length=max_length,
+    )
+    texts = read_corpus(data, text_field)
+    if eval_data is not None:
+        train_texts, eval_texts = texts, read_corpus(eval_data, text_field)
+    else:
+        train_texts, eval_texts = split_corpus(
+            texts, eval_fraction, train_cfg.max_eval_sentences, seed
+        )
+    model = LanguageVAE.from_config(vae_cfg)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    log(
+        f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
+        f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
+    )
+    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log)
+    (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
+    log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
+
+
+def _int_option(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise LmvaeError(f"{name} must be an integer or 'mix', got {value!r}") from None
+
+
+@app.command()
+def encode(
+    model: ModelArg,
+    data: DataOpt,
+    sample: Annotated[
+        bool, typer.Option(help="Sample z instead of taking the posterior mean.")
+    ] = False,
+    logvar: Annotated[bool, typer.Option(help="Also print the posterior log-variance.")] = False,
+    fmt: FormatOpt = Format.jsonl,
+    text_field: TextFieldOpt = "text",
+    seed: Annotated[int, typer.Option()] = 0,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Print the latent vector of each sentence."""
+    import torch
+
+    from lmvae.data import read_corpus
+    from lmvae.objective import reparameterize
+
+    _set_threads(threads)
+    texts = read_corpus(data, text_field)
+    vae = _load(model, device)
+    mu, lv = vae.posterior(texts)
+    gen = torch.Generator(device=mu.device).manual_seed(seed)
+    z = reparameterize(mu, lv, gen) if sample else mu
+    records = []
+    for i, text in enumerate(texts):
+        r: dict[str, Any] = {"text": text, "z": [round(v, 6) for v in z[i].tolist()]}
+        if logvar:
+            r["logvar"] = [round(v, 6) for v in lv[i].tolist()]
+        records.append(r)
+    _emit(records, fmt)
+
+
+@app.command()
+def reconstruct(
+    model: ModelArg,
+    data: DataOpt,
+    fmt: FormatOpt = Format.text,
+    sample: Annotated[
+        bool, typer.Option(help="Decode a sampled z instead of the posterior mean.")
+    ] = False,
+    strategy: StrategyOpt = Strategy.greedy,
+    num_beams: BeamsOpt = 4,
+    temperature: TempOpt = 1.0,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
+    max_new_tokens: MaxTokOpt = None,
+    text_field: TextFieldOpt = "text",
+    seed: Annotated[int, typer.Option()] = 0,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Encode each sentence and decode it back."""
+    import torch
+
+    from lmvae.data import read_corpus
+
+    _set_threads(threads)
+    gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
+    texts = read_corpus(data, text_field)
+    vae = _load(model, device)
+    gen = torch.Generator(device=vae.device).manual_seed(seed)
+    z = vae.encode(texts, sample=sample, generator=gen)
+    outs = vae.decode(z, gen_cfg, generator=gen)
+    _emit([{"text": t, "reconstruction": r} for t, r in zip(texts, outs, strict=True)], fmt)
+
+
+@app.command()
+def generate(
+    model: ModelArg,
+    n: Annotated[int, typer.Option("--n", "-n", help="Number of sentences.")] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+    fmt: FormatOpt = Format.text,
+    strategy: StrategyOpt = Strategy.greedy,
+    num_beams: BeamsOpt = 4,
+    temperature: TempOpt = 1.0,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
+    max_new_tokens: MaxTokOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Decode sentences from latents drawn from the prior N(0, I)."""
+    import torch
+
+    _set_threads(threads)
+    if n < 1:
+        raise LmvaeError(f"--n must be >= 1, got {n}")
+    gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
+    vae = _load(model, device)
+    z = torch.randn(n, vae.latent_size, generator=torch.Generator().manual_seed(seed))
+    gen = torch.Generator(device=vae.device).manual_seed(seed)
+    texts = vae.decode(z, gen_cfg, generator=gen)
+    _emit([{"text": t} for t in texts], fmt, text_key="text")
+
+
+@app.command()
+def interpolate(
+    model: ModelArg,
+    start: Annotated[str, typer.Argument(help="First sentence.")],
+    end: Annotated[str, typer.Argument(help="Last sentence.")],
+    steps: Annotated[int, typer.Option(help="Points including both ends.")] = 5,
+    mode: Annotated[str, typer.Option(help="linear or slerp.")] = "linear",
+    fmt: FormatOpt = Format.text,
+    strategy: StrategyOpt = Strategy.greedy,
+    num_beams: BeamsOpt = 4,
+    max_new_tokens: MaxTokOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Decode evenly spaced points between the latents of two sentences."""
+    _set_threads(threads)
+    gen_cfg = _generation(strategy, num_beams, 1.0, 0, 1.0, max_new_tokens)
+    vae = _load(model, device)
+    texts = vae.interpolate(start, end, steps=steps, mode=mode, generation=gen_cfg)
+    records = [{"step": i, "t": round(i / (steps - 1), 4), "text": t} for i, t in enumerate(texts)]
+    _emit(records, fmt, text_key="text")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Where to keep the trained demo model.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="VAE training epochs (default: the demo's own).")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Offline demo: build tiny LMs on the bundled corpus, train a VAE, show what it does."""
+    from lmvae.demo.run import run_demo
+
+    _set_threads(threads)
+    run_demo(out_dir=out, epochs=epochs, seed=seed, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning lmvae's own errors into one line on stderr."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(args=argv, standalone_mode=False)
+    except LmvaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except Exception as e:  # click's usage errors carry their own formatting
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Configuration dataclasses: one per component, composed into :class:`VAEConfig`.
+
+Everything that shapes the trainable weights lives in :class:`VAEConfig` and is saved with every
+checkpoint as ``config.json``; how a run trains lives in :class:`TrainConfig` and is saved beside
+the run.  Both round-trip through plain JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from lmvae.errors import ConfigError
+
+Pooling = Literal["mean", "cls", "last"]
+LayerChoice = int | Literal["mix"]
+
+
+@dataclass
+class BackboneRef:
+    """Where a frozen backbone comes from: a hub id or a local folder, and its revision."""
+
+    name_or_path: str
+    revision: str | None = None
+    #: Only ever True when the user asks; never assumed.
+    trust_remote_code: bool = False
+
+
+@dataclass
+class EncoderConfig:
+    """The frozen encoder LM and how its token states become one vector."""
+
+    backbone: BackboneRef = field(default_factory=lambda: BackboneRef(""))
+    #: How token states are pooled: mean over real tokens, the first token, or the last real token.
+    pooling: Pooling = "mean"
+    #: Hidden layer to pool: an index into (embeddings, layer 1, ..., layer N), negative from the
+    #: end, or "mix" for a learned softmax-weighted mix of all of them.
+    layer: LayerChoice = -1
+    #: L2-normalise the pooled vector before the posterior head.
+    normalize: bool = False
+    #: Encoder input length in tokens; longer inputs are truncated.
+    max_length: int = 64
+
+
+@dataclass
+class DecoderConfig:
+    """The frozen causal LM and how z reaches it."""
+
+    backbone: BackboneRef = field(default_factory=lambda: BackboneRef(""))
+    #: Number of key/value slots per layer that z is turned into (the injected prefix length).
+    num_slots: int = 4
+    #: Rank of the factorised z -> K/V projection; 0 means a full (dense) projection.
+    rank: int = 0
+    #: Also add a projection of z to every input embedding (Optimus-style).
+    embed_injection: bool = False
+    #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
+    max_length: int = 64
+
+
+@dataclass
+class VAEConfig:
+    """Everything needed to rebuild a :class:`lmvae.LanguageVAE` with identical weights' shapes."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    #: Size of the latent z.
+    latent_size: int = 32
+    #: Format version of this file, for future migrations.
+    format_version: int = 1
+
+    @classmethod
+    def create(
+        cls,
+        encoder: str,
+        decoder: str,
+        latent_size: int = 32,
+        **kwargs: Any,
+    ) -> VAEConfig:
+        """Build a config from two model names, routing keyword overrides to their sections.
+
+        Keys prefixed ``encoder_`` / ``decoder_`` go to the matching section (e.g.
+        ``encoder_pooling="cls"``, ``decoder_num_slots=8``); ``trust_remote_code`` and
+        ``revision`` apply to both backbones unless given per side.
+        """
+        trust = kwargs.pop("trust_remote_code", False)
+        revision = kwargs.pop("revision", None)
+        enc_kw = {
+            k[len("encoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("encoder_")
+        }
+        dec_kw = {
+            k[len("decoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("decoder_")
+        }
+        if kwargs:
+            raise ConfigError(f"unknown VAEConfig option(s): {', '.join(sorted(kwargs))}")
+        enc_ref = BackboneRef(
+            encoder, enc_kw.pop("revision", revision), enc_kw.pop("trust_remote_code", trust)
+        )
+        dec_ref = BackboneRef(
+            decoder, dec_kw.pop("revision", revision), dec_kw.pop("trust_remote_code", trust)
+        )
+        cfg = cls(
+            encoder=_build(EncoderConfig, {"backbone": enc_ref, **enc_kw}),
+            decoder=_build(DecoderConfig, {"backbone": dec_ref, **dec_kw}),
+            latent_size=latent_size,
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first setting that cannot work."""
+        if self.latent_size < 1:
+            raise ConfigError(f"latent_size must be >= 1, got {self.latent_size}")
+        if self.encoder.pooling not in ("mean", "cls", "last"):
+            raise ConfigError(
+                f"encoder pooling must be mean, cls or last, got {self.encoder.pooling!r}"
+            )
+        if not (isinstance(self.encoder.layer, int) or self.encoder.layer == "mix"):
+            raise ConfigError(
+                f"encoder layer must be an integer or 'mix', got {self.encoder.layer!r}"
+            )
+        if self.decoder.num_slots < 1:
+            raise ConfigError(f"decoder num_slots must be >= 1, got {self.decoder.num_slots}")
+        if self.decoder.rank < 0:
+            raise ConfigError(f"decoder rank must be >= 0, got {self.decoder.rank}")
+        for name, n in (("encoder", self.encoder.max_length), ("decoder", self.decoder.max_length)):
+            if n < 2:
+                raise ConfigError(f"{name} max_length must be >= 2, got {n}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
+        try:
+            enc = dict(data["encoder"])
+            dec = dict(data["decoder"])
+            enc["backbone"] = BackboneRef(**enc["backbone"])
+            dec["backbone"] = BackboneRef(**dec["backbone"])
+            cfg = cls(
+                encoder=_build(EncoderConfig, enc),
+                decoder=_build(DecoderConfig, dec),
+                latent_size=int(data["latent_size"]),
+                format_version=int(data.get("format_version", 1)),
+            )
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"not an lmvae config: {e}") from None
+        cfg.validate()
+        return cfg
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> VAEConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path} is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+
+@dataclass
+class TrainConfig:
+    """How a run trains. Defaults were measured to work on a first run (see docs/benchmarks.md)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    #: Peak learning rate. Frozen backbones leave only small projections to train, and those
+    #: learn far faster at a higher rate than the 1e-3 usual for full fine-tuning.
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    #: Fraction of all steps spent warming the learning rate up linearly.
+    warmup_ratio: float = 0.05
+    #: Learning-rate schedule after warm-up: "cosine", "linear" or "constant".
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    #: Clip the global gradient norm to this (after backward, before the step); 0 disables.
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    #: Largest beta of the cyclical KL schedule.
+    beta_max: float = 1.0
+    #: Number of cycles of the beta schedule over the whole run (Fu et al., 2019).
+    beta_cycles: int = 4
+    #: Fraction of each cycle with beta held at zero.
+    beta_zero_ratio: float = 0.0
+    #: Fraction of each cycle over which beta ramps linearly from 0 to beta_max.
+    beta_ramp_ratio: float = 0.5
+    #: Free bits: minimum KL per latent dimension (nats, batch-averaged) below which it is not
+    #: penalised, against posterior collapse (Kingma et al., 2016).
+    free_bits: float = 0.25
+    #: "sum": token cross-entropy summed over each sentence; "mean": averaged per token.
+    reconstruction: Literal["sum", "mean"] = "sum"
+    #: Fraction of the corpus held out for evaluation (ignored when an eval file is given).
+    eval_fraction: float = 0.1
+    #: Upper bound on held-out sentences, so evaluation stays cheap on large corpora.
+    max_eval_sentences: int = 1000
+    #: Number of eval sentences decoded greedily for BLEU / exact match each epoch.
+    eval_decode_sentences: int = 200
+    seed: int = 0
+    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and fp32 elsewhere.
+    mixed_precision: str | None = None
+    #: Bound on the memory of cached encoder features (MiB).
+    feature_cache_mb: int = 1024
+    #: Show a progress bar.
+    progress: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (
+                0 <= self.warmup_ratio < 1,
+                f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",
+            ),
+            (
+                self.lr_schedule in ("cosine", "linear", "constant"),
+                f"unknown lr_schedule {self.lr_schedule!r}",
+            ),
+            (self.beta_cycles >= 1, f"beta_cycles must be >= 1, got {self.beta_cycles}"),
+            (
+                self.beta_zero_ratio >= 0
+                and self.beta_ramp_ratio >= 0
+                and self.beta_zero_ratio + self.beta_ramp_ratio <= 1,
+                "beta_zero_ratio + beta_ramp_ratio must lie in [0, 1]",
+            ),
+            (self.free_bits >= 0, f"free_bits must be >= 0, got {self.free_bits}"),
+            (
+                self.reconstruction in ("sum", "mean"),
+                f"reconstruction must be sum or mean, got {self.reconstruction!r}",
+            ),
+            (
+                0 <= self.eval_fraction < 1,
+                f"eval_fraction must be in [0, 1), got {self.eval_fraction}",
+            ),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _build(cls, data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """Instantiate a dataclass, naming unknown keys instead of raising a bare TypeError."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+    return cls(**data)
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` that reports unknown fields as a ConfigError."""
+    unknown = sorted(set(changes) - {f.name for f in fields(cfg)})
+    if unknown:
+        raise ConfigError(f"unknown {type(cfg).__name__} option(s): {', '.join(unknown)}")
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,160 @@
+"""Corpora and tokenisation: text -> encoder tensors and decoder (input, label) tensors.
+
+Decoder sequences are ``[BOS] tokens`` as input and ``tokens [EOS]`` as target, so the model
+learns to stop; padding is masked out of attention and out of the loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from lmvae.errors import DataError
+
+IGNORE_INDEX = -100
+
+
+def read_corpus(source: str | Path, text_field: str = "text", split: str = "train") -> list[str]:
+    """Read sentences from a .txt (one per line), .jsonl, .json, .csv/.tsv file, or a Hugging
+    Face dataset name (needs the ``datasets`` package).  Blank lines are skipped."""
+    path = Path(source)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            texts = _read_jsonl(path, text_field)
+        elif suffix == ".json":
+            texts = _read_json(path, text_field)
+        elif suffix in (".csv", ".tsv"):
+            texts = _read_csv(path, text_field, "\t" if suffix == ".tsv" else ",")
+        else:
+            texts = path.read_text(encoding="utf-8").splitlines()
+    elif path.exists():
+        raise DataError(f"{source} is not a file")
+    elif str(source).endswith((".txt", ".jsonl", ".json", ".csv", ".tsv")) or "/" not in str(
+        source
+    ):
+        raise DataError(f"corpus file {source} does not exist")
+    else:
+        texts = _read_hf_dataset(str(source), text_field, split)
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        raise DataError(f"corpus {source} holds no sentences")
+    return texts
+
+
+def _read_jsonl(path: Path, field: str) -> list[str]:
+    texts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        texts.append(_field(record, field, f"{path}:{n}"))
+    return texts
+
+
+def _read_json(path: Path, field: str) -> list[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of strings or objects")
+    return [_field(r, field, str(path)) for r in data]
+
+
+def _field(record: object, field: str, where: str) -> str:
+    if isinstance(record, str):
+        return record
+    if isinstance(record, dict) and isinstance(record.get(field), str):
+        return record[field]
+    raise DataError(f"{where}: no string field {field!r}")
+
+
+def _read_csv(path: Path, field: str, delimiter: str) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        if reader.fieldnames is None:
+            return []
+        if field not in reader.fieldnames:
+            raise DataError(
+                f"{path}: no column {field!r} (columns: {', '.join(reader.fieldnames)})"
+            )
+        return [row[field] or "" for row in reader]
+
+
+def _read_hf_dataset(name: str, field: str, split: str) -> list[str]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{name} is not a file; to read a Hugging Face dataset install `datasets`"
+        ) from None
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # datasets raises many types for a missing or unreachable dataset
+        raise DataError(f"cannot load dataset {name!r}: {str(e).splitlines()[0]}") from None
+    if field not in ds.column_names:
+        raise DataError(f"dataset {name!r} has no column {field!r} (columns: {ds.column_names})")
+    return list(ds[field])
+
+
+def split_corpus(
+    texts: Sequence[str], eval_fraction: float, max_eval: int, seed: int
+) -> tuple[list[str], list[str]]:
+    """Shuffle deterministically and hold out an eval split (at least one sentence if asked)."""
+    if eval_fraction <= 0:
+        return list(texts), []
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(max_eval, max(1, round(len(texts) * eval_fraction)))
+    if n_eval >= len(texts):
+        raise DataError(f"corpus of {len(texts)} sentences is too small to hold out an eval split")
+    held = set(order[:n_eval])
+    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
+
+
+def tokenize_decoder(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids of each text without special tokens, cut so that ids + EOS fit max_length."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [row[: max_length - 1] for row in ids]
+
+
+def collate_decoder(
+    rows: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int
+) -> dict[str, Tensor]:
+    """Token rows -> right-padded input_ids ``[BOS] x``, labels ``x [EOS]``, attention_mask."""
+    length = max(len(r) for r in rows) + 1
+    batch = len(rows)
+    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
+    labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((batch, length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row)
+        input_ids[i, 0] = bos_id
+        input_ids[i, 1 : n + 1] = torch.tensor(row, dtype=torch.long)
+        labels[i, :n] = torch.tensor(row, dtype=torch.long)
+        labels[i, n] = eos_id
+        mask[i, : n + 1] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def tokenize_encoder(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> dict[str, Tensor]:
+    """Padded encoder inputs with the tokenizer's own special tokens."""
+    enc = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

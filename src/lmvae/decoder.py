@@ -1,0 +1,150 @@
+"""A frozen causal LM steered by z: teacher-forced token losses and single decoding steps.
+
+z becomes K/V slots in every layer (:mod:`lmvae.injection`), wrapped as a cache prefix
+(:mod:`lmvae.cache`).  The LM's base model gives hidden states and its output embedding gives
+logits, so the loss can be computed on real (non-padding) positions only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import DynamicCache, PreTrainedModel
+
+from lmvae.cache import kv_shape, position_ids, prefix_attention_mask, prefix_cache
+from lmvae.config import DecoderConfig
+from lmvae.injection import LatentInjector
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TokenLoss:
+    """Per-sentence teacher-forced reconstruction figures."""
+
+    nll: Tensor  # (B,) summed token cross-entropy
+    num_tokens: Tensor  # (B,) target tokens per sentence
+    num_correct: Tensor  # (B,) argmax hits per sentence
+
+
+@dataclass
+class DecodingState:
+    """What one decoding step needs besides the next input tokens."""
+
+    cache: DynamicCache
+    attention_mask: Tensor  # (B, slots + generated so far)
+    embed_offset: Tensor | None  # (B, H) or None
+    position: int  # position id of the next token
+
+
+class LatentDecoder(nn.Module):
+    """A frozen causal LM plus the trainable z -> K/V projections."""
+
+    def __init__(self, lm: PreTrainedModel, config: DecoderConfig, latent_size: int):
+        super().__init__()
+        self.lm = lm
+        self.config = config
+        self.kv_shape = kv_shape(lm.config)
+        self.injector = LatentInjector(
+            latent_size, self.kv_shape, config.num_slots, config.rank, config.embed_injection
+        )
+        text_config = lm.config.get_text_config(decoder=True)
+        self._softcap = getattr(text_config, "final_logit_softcapping", None)
+        # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
+        params = inspect.signature(self.base.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    # -- pieces of the LM -------------------------------------------------------------------
+    @property
+    def base(self) -> nn.Module:
+        """The LM without its head (returns last hidden states after the final norm)."""
+        return self.lm.base_model
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Hidden states (..., H) -> vocabulary logits (..., V), as the LM's own head does."""
+        logits = self.lm.get_output_embeddings()(hidden)
+        if self._softcap:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def _run(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        positions: Tensor,
+        cache: DynamicCache,
+        embed_offset: Tensor | None,
+    ) -> Tensor:
+        if embed_offset is None:
+            inputs = {"input_ids": input_ids}
+        else:
+            embeds = self.lm.get_input_embeddings()(input_ids)
+            inputs = {"inputs_embeds": embeds + embed_offset[:, None, :].to(embeds.dtype)}
+        out = self.base(
+            **inputs,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        )
+        return out.last_hidden_state
+
+    def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
+        """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
+        kv, offset = self.injector(z)
+        dtype = self.lm.get_input_embeddings().weight.dtype
+        return prefix_cache(kv.to(dtype), self.lm.config), offset
+
+    # -- training -----------------------------------------------------------------------------
+    def hidden_states(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Teacher-forced last hidden states (B, T, H) of the LM given z."""
+        cache, offset = self.prefix(z)
+        mask = prefix_attention_mask(attention_mask, self.config.num_slots)
+        return self._run(input_ids, mask, position_ids(attention_mask), cache, offset)
+
+    def token_loss(
+        self, z: Tensor, input_ids: Tensor, attention_mask: Tensor, labels: Tensor
+    ) -> TokenLoss:
+        """One teacher-forced pass; cross-entropy only where labels != IGNORE_INDEX."""
+        hidden = self.hidden_states(z, input_ids, attention_mask)
+        target = labels != IGNORE_INDEX  # (B, T)
+        rows = target.nonzero(as_tuple=True)[0]
+        logits = self.logits(hidden[target]).float()  # (N, V): never the padded positions
+        gold = labels[target]
+        nll = F.cross_entropy(logits, gold, reduction="none")
+        batch = labels.shape[0]
+        zeros = torch.zeros(batch, device=labels.device)
+        return TokenLoss(
+            nll=zeros.index_add(0, rows, nll),
+            num_tokens=target.sum(1),
+            num_correct=zeros.index_add(0, rows, (logits.argmax(-1) == gold).float()),
+        )
+
+    # -- decoding -----------------------------------------------------------------------------
+    def start(self, z: Tensor) -> DecodingState:
+        """A decoding state holding only the injected prefix."""
+        cache, offset = self.prefix(z)
+        mask = torch.ones(z.shape[0], self.config.num_slots, dtype=torch.long, device=z.device)
+        return DecodingState(cache, mask, offset, 0)
+
+    def step(self, input_ids: Tensor, state: DecodingState) -> Tensor:
+        """Feed input_ids (B, 1) at the state's position; return next-token logits (B, V).
+
+        The state is advanced in place (cache grows by one, mask by one column).
+        """
+        batch = input_ids.shape[0]
+        state.attention_mask = torch.cat(
+            [state.attention_mask, state.attention_mask.new_ones(batch, 1)], dim=1
+        )
+        positions = torch.full(
+            (batch, 1), state.position, dtype=torch.long, device=input_ids.device
+        )
+        hidden = self._run(
+            input_ids, state.attention_mask, positions, state.cache, state.embed_offset
+        )
+        state.position += 1
+        return self.logits(hidden[:, -1]).float()

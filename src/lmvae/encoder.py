@@ -1,0 +1,92 @@
+"""Frozen encoder LM -> pooled sentence features -> Gaussian posterior (mu, logvar).
+
+The frozen part (:meth:`SentenceEncoder.features`) and the trainable part
+(:meth:`SentenceEncoder.posterior`) are separate so that a trainer can compute the frozen
+features once per sentence and reuse them every epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+
+from lmvae.config import EncoderConfig
+from lmvae.errors import ConfigError
+
+
+def num_hidden_states(config) -> int:
+    """Embedding output plus one state per layer, as ``output_hidden_states`` returns them."""
+    return int(config.num_hidden_layers) + 1
+
+
+def pool(states: Tensor, mask: Tensor, how: str) -> Tensor:
+    """Pool token states (B, T, H) into (B, H) over the real tokens given by mask (B, T).
+
+    Works with either padding side: CLS is the first real token, "last" the last real one.
+    """
+    mask = mask.to(states.dtype)
+    if how == "mean":
+        return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    if how == "cls":
+        index = torch.where(mask > 0, -positions, -mask.shape[1]).argmax(1)  # first real token
+    elif how == "last":
+        index = torch.where(mask > 0, positions, -1).argmax(1)  # last real token
+    else:
+        raise ConfigError(f"unknown pooling {how!r}")
+    return states[torch.arange(states.shape[0], device=states.device), index]
+
+
+class SentenceEncoder(nn.Module):
+    """A frozen encoder LM with a trainable posterior head."""
+
+    def __init__(self, backbone: PreTrainedModel, config: EncoderConfig, latent_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.config = config
+        n_states = num_hidden_states(backbone.config)
+        if config.layer == "mix":
+            self.layers: list[int] = list(range(n_states))
+            # Zero logits: the mix starts as a plain average of all layers.
+            self.layer_logits = nn.Parameter(torch.zeros(n_states))
+        else:
+            layer = int(config.layer)
+            if not -n_states <= layer < n_states:
+                raise ConfigError(
+                    f"encoder layer {layer} out of range: the encoder has {n_states} hidden states "
+                    f"(embeddings + {n_states - 1} layers), so use -{n_states}..{n_states - 1}"
+                )
+            self.layers = [layer % n_states]
+            self.layer_logits = None
+        hidden = backbone.config.hidden_size
+        self.head = nn.Linear(hidden, 2 * latent_size)
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        """Shape of one sentence's features: (number of pooled layers, hidden size)."""
+        return len(self.layers), self.backbone.config.hidden_size
+
+    @torch.no_grad()
+    def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix"."""
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        )
+        states = out.hidden_states
+        pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
+        return torch.stack(pooled, dim=1).float()
+
+    def posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, H) features -> mu, logvar, each (B, latent_size)."""
+        if self.layer_logits is not None:
+            weights = torch.softmax(self.layer_logits, 0)
+            pooled = torch.einsum("s,bsh->bh", weights, features.to(weights.dtype))
+        else:
+            pooled = features[:, 0]
+        pooled = pooled.to(self.head.weight.dtype)
+        if self.config.normalize:
+            pooled = F.normalize(pooled, dim=-1)
+        mu, logvar = self.head(pooled).chunk(2, dim=-1)
+        return mu, logvar

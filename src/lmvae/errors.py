@@ -1,0 +1,20 @@
+"""Exceptions whose message is a one-line explanation a user can act on.
+
+The CLI prints these as a single line; anything else is a bug and keeps its traceback.
+"""
+
+
+class LmvaeError(Exception):
+    """Base class for every error lmvae raises on bad input."""
+
+
+class ConfigError(LmvaeError, ValueError):
+    """A setting that cannot work."""
+
+
+class DataError(LmvaeError, ValueError):
+    """A corpus or input that cannot be read or is empty."""
+
+
+class LoadError(LmvaeError, OSError):
+    """A model or backbone that cannot be found or does not match its config."""

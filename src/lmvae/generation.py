@@ -1,0 +1,172 @@
+"""Batched decoding from latents: greedy, sampling (temperature / top-k / top-p) and beam search.
+
+All strategies reuse the KV cache (one token fed per step), stop at EOS and never exceed
+``max_new_tokens``.  Finished rows are checked on the host only every few steps to avoid a
+device sync per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lmvae.decoder import DecodingState, LatentDecoder
+from lmvae.errors import ConfigError
+
+_SYNC_EVERY = 4
+
+
+@dataclass
+class GenerationConfig:
+    """How to turn latents into token sequences."""
+
+    strategy: Literal["greedy", "sample", "beam"] = "greedy"
+    #: Longest output in tokens, EOS included; None uses the decoder's max_length.
+    max_new_tokens: int | None = None
+    temperature: float = 1.0
+    #: Keep only the k most likely tokens when sampling (0 keeps all).
+    top_k: int = 0
+    #: Keep the smallest set of tokens whose probability reaches p when sampling (1 keeps all).
+    top_p: float = 1.0
+    num_beams: int = 4
+    #: Beam scores are divided by length ** length_penalty.
+    length_penalty: float = 1.0
+
+    def validate(self) -> None:
+        if self.strategy not in ("greedy", "sample", "beam"):
+            raise ConfigError(
+                f"unknown decoding strategy {self.strategy!r}: use greedy, sample or beam"
+            )
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
+        if self.num_beams < 1:
+            raise ConfigError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+def filter_logits(logits: Tensor, top_k: int, top_p: float) -> Tensor:
+    """Set logits outside the top-k / nucleus (top-p) set to -inf. (B, V) -> (B, V)."""
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the top token always stays).
+        drop_sorted = probs.cumsum(-1) - probs >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    decoder: LatentDecoder,
+    z: Tensor,
+    bos_id: int,
+    eos_id: int,
+    config: GenerationConfig,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Decode each latent in z (B, D) to token ids, without BOS and EOS."""
+    config.validate()
+    max_new = config.max_new_tokens or decoder.config.max_length
+    if config.strategy == "beam" and config.num_beams > 1:
+        return _beam_search(decoder, z, bos_id, eos_id, max_new, config)
+    state = decoder.start(z)
+    batch = z.shape[0]
+    tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
+    out = []
+    for t in range(max_new):
+        logits = decoder.step(tokens, state)
+        if config.strategy == "sample":
+            logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
+            probs = torch.softmax(logits, dim=-1)
+            next_tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            next_tok = logits.argmax(-1)
+        next_tok = next_tok.masked_fill(finished, eos_id)
+        out.append(next_tok)
+        finished |= next_tok == eos_id
+        tokens = next_tok[:, None]
+        if (t + 1) % _SYNC_EVERY == 0 and bool(finished.all()):
+            break
+    return _strip(torch.stack(out, 1).tolist(), eos_id)
+
+
+def _strip(rows: list[list[int]], eos_id: int) -> list[list[int]]:
+    """Cut each row at its first EOS."""
+    return [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
+
+
+def _reorder(state: DecodingState, index: Tensor) -> None:
+    """Make row i of the state a copy of row index[i] (beam reordering)."""
+    state.cache.reorder_cache(index)
+    state.attention_mask = state.attention_mask.index_select(0, index)
+    if state.embed_offset is not None:
+        state.embed_offset = state.embed_offset.index_select(0, index)
+
+
+def _beam_search(
+    decoder: LatentDecoder,
+    z: Tensor,
+    bos_id: int,
+    eos_id: int,
+    max_new: int,
+    config: GenerationConfig,
+) -> list[list[int]]:
+    """Batched beam search: B x K hypotheses advance together; finished beams only extend with
+    EOS at no cost, so their scores freeze while the others continue."""
+    batch, k = z.shape[0], config.num_beams
+    device = z.device
+    state = decoder.start(z.repeat_interleave(k, dim=0))
+    tokens = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)
+    # Only the first beam of each sentence is live at the start, so the first step does not pick
+    # k copies of the same token.
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    lengths = torch.zeros(batch, k, device=device)
+    finished = torch.zeros(batch, k, dtype=torch.bool, device=device)
+    history = torch.empty(batch, k, 0, dtype=torch.long, device=device)
+    for t in range(max_new):
+        logp = torch.log_softmax(decoder.step(tokens, state), dim=-1)  # (B*K, V)
+        vocab = logp.shape[-1]
+        logp = logp.view(batch, k, vocab)
+        # A finished beam may only continue with EOS, at zero cost.
+        eos_only = torch.full_like(logp[0, 0], float("-inf"))
+        eos_only[eos_id] = 0.0
+        logp = torch.where(finished[..., None], eos_only, logp)
+        total = (scores[..., None] + logp).view(batch, k * vocab)
+        new_len = (
+            (lengths + (~finished).float())[..., None].expand(batch, k, vocab).reshape(batch, -1)
+        )
+        ranked = total / new_len.clamp_min(1.0) ** config.length_penalty
+        # Rank by length-normalised score but carry raw log-probabilities forward.
+        _, top = ranked.topk(k, dim=-1)
+        beam = top // vocab
+        token = top % vocab
+        scores = total.gather(1, top)
+        lengths = new_len.gather(1, top)
+        was_finished = finished.gather(1, beam)
+        finished = was_finished | (token == eos_id)
+        history = torch.cat(
+            [history.gather(1, beam[..., None].expand_as(history)), token[..., None]], -1
+        )
+        flat = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)
+        _reorder(state, flat)
+        tokens = token.view(-1, 1)
+        if (t + 1) % _SYNC_EVERY == 0 and bool(finished.all()):
+            break
+    final = scores / lengths.clamp_min(1.0) ** config.length_penalty
+    best = final.argmax(-1)
+    rows = history[torch.arange(batch, device=device), best]
+    return _strip(rows.tolist(), eos_id)

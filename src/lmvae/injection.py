@@ -1,0 +1,65 @@
+"""z -> per-layer key/value slots (and optionally an input-embedding offset).
+
+Pure torch: nothing here knows about transformers.  The decoder attends to the slots as a prefix,
+so a sentence's latent reaches every layer without touching the frozen weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class KVShape:
+    """The key/value geometry of a decoder: what one injected slot must look like per layer."""
+
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    hidden_size: int
+
+    @property
+    def slot_numel(self) -> int:
+        """Numbers in one slot across all layers, keys and values."""
+        return self.num_layers * 2 * self.num_kv_heads * self.head_dim
+
+
+class LatentInjector(nn.Module):
+    """Trainable projections from z to ``num_slots`` K/V entries in every decoder layer.
+
+    With ``rank > 0`` the projection is factorised as latent -> rank -> slots, so its size stops
+    being dominated by ``num_layers * 2 * kv_heads * head_dim * num_slots``.
+    """
+
+    def __init__(
+        self,
+        latent_size: int,
+        shape: KVShape,
+        num_slots: int,
+        rank: int = 0,
+        embed_injection: bool = False,
+    ):
+        super().__init__()
+        self.shape = shape
+        self.num_slots = num_slots
+        out = shape.slot_numel * num_slots
+        if rank > 0:
+            self.kv = nn.Sequential(nn.Linear(latent_size, rank, bias=False), nn.Linear(rank, out))
+        else:
+            self.kv = nn.Linear(latent_size, out)
+        self.embed = nn.Linear(latent_size, shape.hidden_size) if embed_injection else None
+        if self.embed is not None:
+            # Zero-initialised: the offset starts with no effect on the frozen decoder.
+            nn.init.zeros_(self.embed.weight)
+            nn.init.zeros_(self.embed.bias)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """z (B, D) -> kv (layers, 2, B, kv_heads, slots, head_dim), embedding offset (B, H)."""
+        s = self.shape
+        batch = z.shape[0]
+        kv = self.kv(z).view(batch, s.num_layers, 2, s.num_kv_heads, self.num_slots, s.head_dim)
+        kv = kv.permute(1, 2, 0, 3, 4, 5)
+        offset = self.embed(z) if self.embed is not None else None
+        return kv, offset

@@ -1,0 +1,29 @@
+"""Reconstruction quality of decoded text against references."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sacrebleu
+
+
+def reconstruction_metrics(
+    hypotheses: Sequence[str], references: Sequence[str]
+) -> dict[str, float]:
+    """Corpus BLEU-4 (sacrebleu, scaled to 0..1), exact match, and position-wise word accuracy."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    if not references:
+        return {"bleu": 0.0, "exact_match": 0.0, "word_accuracy": 0.0}
+    bleu = sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score / 100.0
+    exact = sum(h.split() == r.split() for h, r in zip(hypotheses, references, strict=True))
+    hits = total = 0
+    for h, r in zip(hypotheses, references, strict=True):
+        hw, rw = h.split(), r.split()
+        hits += sum(a == b for a, b in zip(hw, rw, strict=False))
+        total += max(len(hw), len(rw))
+    return {
+        "bleu": bleu,
+        "exact_match": exact / len(references),
+        "word_accuracy": hits / max(total, 1),
+    }

@@ -1,0 +1,284 @@
+"""LanguageVAE: text -> tokens -> pooled features -> z -> K/V prefix -> logits.
+
+The model does no file or console I/O; saving and loading live in :mod:`lmvae.checkpoint` and
+are exposed here under the Hugging Face names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from lmvae.backbones import load_decoder, load_encoder
+from lmvae.config import VAEConfig
+from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
+from lmvae.decoder import LatentDecoder, TokenLoss
+from lmvae.encoder import SentenceEncoder
+from lmvae.errors import ConfigError
+from lmvae.generation import GenerationConfig, generate
+from lmvae.objective import gaussian_kl, reparameterize
+
+#: State-dict prefixes of the frozen backbones; everything else is trainable and saved.
+BACKBONE_PREFIXES = ("encoder.backbone.", "decoder.lm.")
+
+
+@dataclass
+class VAEOutput:
+    """What one forward pass gives the objective."""
+
+    mu: Tensor  # (B, D)
+    logvar: Tensor  # (B, D)
+    z: Tensor  # (B, D)
+    kl_per_dim: Tensor  # (B, D)
+    tokens: TokenLoss
+
+
+class LanguageVAE(nn.Module):
+    """A VAE whose encoder and decoder are frozen pretrained LMs; only small heads train.
+
+    Build one with :meth:`from_backbones` (two model names or folders) or load a trained one
+    with :meth:`from_pretrained`.
+    """
+
+    def __init__(
+        self,
+        config: VAEConfig,
+        encoder: PreTrainedModel,
+        encoder_tokenizer: PreTrainedTokenizerBase,
+        decoder: PreTrainedModel,
+        decoder_tokenizer: PreTrainedTokenizerBase,
+    ):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.encoder = SentenceEncoder(encoder, config.encoder, config.latent_size)
+        self.decoder = LatentDecoder(decoder, config.decoder, config.latent_size)
+        self.encoder_tokenizer = encoder_tokenizer
+        self.decoder_tokenizer = decoder_tokenizer
+        tok = decoder_tokenizer
+        self.eos_id: int = tok.eos_token_id
+        self.bos_id: int = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.base_dir: str | None = None  # folder the config's relative backbone paths start from
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_backbones(
+        cls, encoder: str, decoder: str, latent_size: int = 32, **kwargs: Any
+    ) -> LanguageVAE:
+        """A fresh VAE from an encoder and a decoder name (hub id or folder).
+
+        Keyword options go to :meth:`VAEConfig.create`, e.g. ``encoder_layer=0``,
+        ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_rank=64``.
+        """
+        return cls.from_config(VAEConfig.create(encoder, decoder, latent_size, **kwargs))
+
+    @classmethod
+    def from_config(cls, config: VAEConfig, base_dir: str | Path | None = None) -> LanguageVAE:
+        """Load the backbones a config names and build untrained heads around them."""
+        enc, enc_tok = load_encoder(config.encoder.backbone, base_dir)
+        dec, dec_tok = load_decoder(config.decoder.backbone, base_dir)
+        model = cls(config, enc, enc_tok, dec, dec_tok)
+        model.base_dir = str(base_dir) if base_dir is not None else None
+        return model
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> LanguageVAE:
+        """Load a trained VAE from a folder written by :meth:`save_pretrained` or a hub repo."""
+        from lmvae.checkpoint import load_pretrained
+
+        return load_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory: str | Path, bundle_backbones: bool = False) -> Path:
+        """Write config.json + model.safetensors (trainable weights only).
+
+        Backbones are referenced by hub id or by a path relative to the folder; with
+        ``bundle_backbones=True`` they are copied inside it so the folder stands alone.
+        """
+        from lmvae.checkpoint import save_pretrained
+
+        return save_pretrained(self, save_directory, bundle_backbones=bundle_backbones)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload the saved model to the Hugging Face Hub; returns the commit URL."""
+        from lmvae.checkpoint import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.head.weight.device
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.latent_size
+
+    def train(self, mode: bool = True) -> LanguageVAE:
+        """Frozen backbones stay in eval mode (no dropout) whatever mode the heads are in."""
+        super().train(mode)
+        for backbone in (self.encoder.backbone, self.decoder.lm):
+            if not any(p.requires_grad for p in backbone.parameters()):
+                backbone.eval()
+        return self
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Parameters of the whole model, backbones included, or only those that train."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """The weights that are saved: everything outside the frozen backbones."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIXES)}
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def encoder_inputs(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        enc = tokenize_encoder(self.encoder_tokenizer, texts, self.config.encoder.max_length)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def decoder_inputs(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
+        if any(len(r) == 0 for r in rows):
+            raise ConfigError("an empty sentence cannot be reconstructed")
+        batch = collate_decoder(rows, self.bos_id, self.eos_id, self.pad_id)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Frozen pooled encoder features (B, S, H); cacheable per sentence."""
+        return self.encoder.features(input_ids, attention_mask)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        labels: Tensor,
+        encoder_input_ids: Tensor | None = None,
+        encoder_attention_mask: Tensor | None = None,
+        features: Tensor | None = None,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """One teacher-forced pass.  Give the encoder either its tokens or cached ``features``;
+        the decoder tensors come from :meth:`decoder_inputs`."""
+        if features is None:
+            if encoder_input_ids is None or encoder_attention_mask is None:
+                raise ConfigError(
+                    "forward needs encoder_input_ids/encoder_attention_mask or features"
+                )
+            features = self.features(encoder_input_ids, encoder_attention_mask)
+        mu, logvar = self.encoder.posterior(features)
+        z = reparameterize(mu, logvar, generator) if sample else mu
+        tokens = self.decoder.token_loss(z, input_ids, attention_mask, labels)
+        return VAEOutput(mu, logvar, z, gaussian_kl(mu, logvar), tokens)
+
+    # -- convenience API (inference) ------------------------------------------------------------
+    @torch.no_grad()
+    def posterior(self, texts: Sequence[str], batch_size: int = 64) -> tuple[Tensor, Tensor]:
+        """mu and logvar (N, D) of each text."""
+        texts = _as_list(texts)
+        mus, logvars = [], []
+        for i in range(0, len(texts), batch_size):
+            enc = self.encoder_inputs(texts[i : i + batch_size])
+            mu, logvar = self.encoder.posterior(self.features(**enc))
+            mus.append(mu)
+            logvars.append(logvar)
+        return torch.cat(mus), torch.cat(logvars)
+
+    @torch.no_grad()
+    def encode(
+        self,
+        texts: Sequence[str],
+        sample: bool = False,
+        batch_size: int = 64,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Latents (N, D) of texts: the posterior mean, or a sample with ``sample=True``."""
+        mu, logvar = self.posterior(texts, batch_size)
+        return reparameterize(mu, logvar, generator) if sample else mu
+
+    @torch.no_grad()
+    def decode(
+        self,
+        z: Tensor,
+        generation: GenerationConfig | None = None,
+        batch_size: int = 64,
+        generator: torch.Generator | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Sentences from latents z (N, D).  Options: a GenerationConfig or its fields as
+        keywords (``strategy="beam"``, ``num_beams=4``, ``temperature=0.8`` ...)."""
+        generation = generation or GenerationConfig(**kwargs)
+        if z.dim() != 2 or z.shape[1] != self.latent_size:
+            raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
+        z = z.to(self.device, self.encoder.head.weight.dtype)
+        texts = []
+        for i in range(0, z.shape[0], batch_size):
+            ids = generate(
+                self.decoder, z[i : i + batch_size], self.bos_id, self.eos_id, generation, generator
+            )
+            texts.extend(
+                self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids
+            )
+        return texts
+
+    def reconstruct(self, texts: Sequence[str], sample: bool = False, **kwargs: Any) -> list[str]:
+        """Encode then decode each text (posterior mean by default)."""
+        generator = kwargs.pop("generator", None)
+        return self.decode(
+            self.encode(texts, sample=sample, generator=generator), generator=generator, **kwargs
+        )
+
+    def sample_prior(self, n: int, seed: int | None = None, **kwargs: Any) -> list[str]:
+        """n sentences decoded from z ~ N(0, I)."""
+        generator = torch.Generator(device="cpu")
+        if seed is not None:
+            generator.manual_seed(seed)
+        z = torch.randn(n, self.latent_size, generator=generator)
+        if kwargs.get("strategy") == "sample":
+            kwargs.setdefault("generator", _device_generator(self.device, seed))
+        return self.decode(z, **kwargs)
+
+    def interpolate(
+        self, start: str, end: str, steps: int = 5, mode: str = "linear", **kwargs: Any
+    ) -> list[str]:
+        """Decode ``steps`` points from the latent of ``start`` to that of ``end`` (inclusive),
+        on a straight line or (``mode="slerp"``) along the great circle."""
+        if steps < 2:
+            raise ConfigError(f"interpolation needs at least 2 steps, got {steps}")
+        za, zb = self.encode([start, end])
+        return self.decode(interpolate_latents(za, zb, steps, mode), **kwargs)
+
+
+def interpolate_latents(za: Tensor, zb: Tensor, steps: int, mode: str = "linear") -> Tensor:
+    """Points (steps, D) from za to zb inclusive: linear or spherical (slerp)."""
+    t = torch.linspace(0, 1, steps, device=za.device, dtype=za.dtype)[:, None]
+    if mode == "linear":
+        return (1 - t) * za + t * zb
+    if mode != "slerp":
+        raise ConfigError(f"unknown interpolation mode {mode!r}: use linear or slerp")
+    cos = torch.nn.functional.cosine_similarity(za, zb, dim=0).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-4:
+        return (1 - t) * za + t * zb
+    return (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
+
+
+def _as_list(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ConfigError("expected a list of sentences, got a single string")
+    texts = list(texts)
+    if not texts:
+        raise ConfigError("no sentences given")
+    return texts
+
+
+def _device_generator(device: torch.device, seed: int | None) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    if seed is not None:
+        gen.manual_seed(seed)
+    return gen

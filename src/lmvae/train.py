@@ -1,0 +1,340 @@
+"""The training loop on Hugging Face Accelerate: config and corpora in, metrics and checkpoints out.
+
+Reads top to bottom: set-up, then per epoch a pass over shuffled batches (teacher-forced, one
+decoder forward per batch) and an evaluation.  Frozen encoder features are computed once per
+sentence and kept in a bounded cache.  ``<out>/best`` and ``<out>/last`` are written atomically
+and each loads with :meth:`LanguageVAE.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from lmvae.checkpoint import replace_directory
+from lmvae.config import TrainConfig
+from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
+from lmvae.errors import DataError
+from lmvae.metrics import reconstruction_metrics
+from lmvae.model import LanguageVAE
+from lmvae.objective import active_units, cyclical_beta, elbo_loss
+
+
+class FeatureCache:
+    """Frozen encoder features per sentence index, evicting least-recently-used past a byte bound.
+
+    With the bound above the corpus size (the usual case) the encoder runs once per sentence.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._store: OrderedDict[int, Tensor] = OrderedDict()
+        self._bytes = 0
+        self.misses = 0
+
+    def get(self, keys: Sequence[int], compute: Callable[[list[int]], Tensor]) -> Tensor:
+        """Features for keys (B, S, H), computing only the missing ones in one batch."""
+        missing = [k for k in keys if k not in self._store]
+        if missing:
+            self.misses += len(missing)
+            fresh = compute(missing)
+            for k, row in zip(missing, fresh, strict=True):
+                self._put(k, row)
+        rows = []
+        for k in keys:
+            self._store.move_to_end(k)
+            rows.append(self._store[k])
+        return torch.stack(rows)
+
+    def _put(self, key: int, row: Tensor) -> None:
+        row = row.detach().clone()
+        size = row.numel() * row.element_size()
+        if size > self.max_bytes:
+            return
+        self._store[key] = row
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, old = self._store.popitem(last=False)
+            self._bytes -= old.numel() * old.element_size()
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves behind besides its checkpoints."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dir: Path | None = None
+    last_dir: Path | None = None
+    seconds: float = 0.0
+
+
+def _device_batch(model: LanguageVAE, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: LanguageVAE,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    decode_sentences: int = 200,
+) -> dict[str, float]:
+    """Held-out figures with z = posterior mean: reconstruction NLL and KL per sentence (beta 1,
+    no free bits, so epochs compare), token accuracy, active units, and greedy-decoding BLEU-4 /
+    exact match on the first ``decode_sentences`` texts."""
+    was_training = model.training
+    model.eval()
+    nll = kl = tokens = correct = 0.0
+    mus = []
+    for i in range(0, len(texts), batch_size):
+        chunk = texts[i : i + batch_size]
+        enc = model.encoder_inputs(chunk)
+        out = model(
+            **model.decoder_inputs(chunk),
+            encoder_input_ids=enc["input_ids"],
+            encoder_attention_mask=enc["attention_mask"],
+            sample=False,
+        )
+        nll += float(out.tokens.nll.sum())
+        tokens += float(out.tokens.num_tokens.sum())
+        correct += float(out.tokens.num_correct.sum())
+        kl += float(out.kl_per_dim.sum())
+        mus.append(out.mu)
+    n = len(texts)
+    metrics = {
+        "recon_nll": nll / n,
+        "kl": kl / n,
+        "neg_elbo": (nll + kl) / n,
+        "perplexity": math.exp(min(nll / max(tokens, 1.0), 50.0)),
+        "token_accuracy": correct / max(tokens, 1.0),
+        "active_units": float(active_units(torch.cat(mus))),
+    }
+    if decode_sentences > 0:
+        refs = list(texts[:decode_sentences])
+        hyps = model.reconstruct(refs, batch_size=batch_size)
+        metrics.update(reconstruction_metrics(hyps, refs))
+    model.train(was_training)
+    return metrics
+
+
+def save_checkpoint(model: LanguageVAE, target: Path, state: dict[str, Any]) -> Path:
+    """Write a loadable model folder plus its trainer state, atomically (staged beside target)."""
+    staging = target.with_name(f".{target.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save_pretrained(staging)
+    (staging / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
+    replace_directory(staging, target)
+    return target
+
+
+def train(
+    model: LanguageVAE,
+    train_texts: Sequence[str],
+    eval_texts: Sequence[str] = (),
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train the model's heads in place.  Returns the per-epoch history.
+
+    ``out_dir`` receives ``best/`` (lowest held-out negative ELBO, or the last epoch without an
+    eval split), ``last/`` and ``history.jsonl``.
+    """
+    config = config or TrainConfig()
+    config.validate()
+    train_texts, eval_texts = list(train_texts), list(eval_texts)
+    if not train_texts:
+        raise DataError("no training sentences")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    set_seed(config.seed)
+    started = time.perf_counter()
+
+    mixed = config.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+    accelerator = Accelerator(
+        mixed_precision=mixed, gradient_accumulation_steps=config.gradient_accumulation_steps
+    )
+    model.to(accelerator.device)
+    model.train()
+
+    # Tokenise the whole corpus once; batches only pad.
+    dec_cfg = model.config.decoder
+    dec_rows = tokenize_decoder(model.decoder_tokenizer, train_texts, dec_cfg.max_length)
+    empty = [train_texts[i] for i, r in enumerate(dec_rows) if not r]
+    if empty:
+        raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
+    cache_bytes = config.feature_cache_mb * 2**20
+    cache = FeatureCache(cache_bytes)
+
+    def compute_features(indices: list[int]) -> Tensor:
+        enc = tokenize_encoder(
+            model.encoder_tokenizer,
+            [train_texts[i] for i in indices],
+            model.config.encoder.max_length,
+        )
+        return model.features(**_device_batch(model, enc))
+
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = torch.utils.data.DataLoader(
+        range(len(train_texts)),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=list,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        fused=accelerator.device.type == "cuda",
+    )
+    steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_scheduler(
+        "constant_with_warmup" if config.lr_schedule == "constant" else config.lr_schedule,
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    sample_gen = torch.Generator(device=accelerator.device).manual_seed(config.seed)
+
+    result = TrainResult()
+    best_score = math.inf
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=not config.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for batch_index, indices in enumerate(bar):
+            beta = cyclical_beta(
+                step,
+                total_steps,
+                config.beta_cycles,
+                config.beta_max,
+                config.beta_zero_ratio,
+                config.beta_ramp_ratio,
+            )
+            with accelerator.accumulate(model), accelerator.autocast():
+                features = cache.get(indices, compute_features)
+                batch = collate_decoder(
+                    [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
+                )
+                output = model(
+                    **_device_batch(model, batch), features=features, generator=sample_gen
+                )
+                terms = elbo_loss(
+                    output.tokens.nll,
+                    output.tokens.num_tokens,
+                    output.kl_per_dim,
+                    beta,
+                    config.free_bits,
+                    config.reconstruction,
+                )
+                accelerator.backward(terms.loss)
+                if accelerator.sync_gradients:
+                    if config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    step += 1
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            sums["loss"] += float(terms.loss.detach())
+            sums["recon"] += float(terms.reconstruction)
+            sums["kl"] += float(terms.kl)
+            n = batch_index + 1
+            bar.set_postfix(
+                loss=f"{sums['loss'] / n:.2f}",
+                rec=f"{sums['recon'] / n:.2f}",
+                kl=f"{sums['kl'] / n:.2f}",
+                beta=f"{beta:.2f}",
+                refresh=False,
+            )
+        bar.close()
+        train_seconds = time.perf_counter() - epoch_start
+        n_batches = max(len(loader), 1)
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "step": step,
+            "beta": beta,
+            "lr": scheduler.get_last_lr()[0],
+            "train_loss": sums["loss"] / n_batches,
+            "train_recon": sums["recon"] / n_batches,
+            "train_kl": sums["kl"] / n_batches,
+            "train_seconds": train_seconds,
+            "train_sents_per_s": len(train_texts) / train_seconds,
+            "encoder_passes": cache.misses,
+        }
+        if eval_texts:
+            metrics = evaluate(
+                model,
+                eval_texts,
+                batch_size=max(config.batch_size, 64),
+                decode_sentences=config.eval_decode_sentences,
+            )
+            record.update({f"eval_{k}": v for k, v in metrics.items()})
+            score = metrics["neg_elbo"]
+        else:
+            score = -epoch  # no eval split: the latest epoch counts as best
+        result.history.append(record)
+        if log is not None:
+            log(_format_record(record))
+        is_best = score < best_score
+        if is_best:
+            best_score = score
+            result.best_epoch = epoch
+        if out is not None:
+            state = {
+                "epoch": epoch,
+                "step": step,
+                "train_config": config.to_dict(),
+                "metrics": record,
+            }
+            with (out / "history.jsonl").open("a" if epoch > 1 else "w") as f:
+                f.write(json.dumps(record) + "\n")
+            result.last_dir = save_checkpoint(model, out / "last", state)
+            if is_best:
+                result.best_dir = save_checkpoint(model, out / "best", state)
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _format_record(record: dict[str, Any]) -> str:
+    parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.2f}"]
+    for key, label, fmt in (
+        ("eval_recon_nll", "eval rec", ".2f"),
+        ("eval_kl", "kl", ".2f"),
+        ("eval_token_accuracy", "tok acc", ".3f"),
+        ("eval_bleu", "bleu", ".3f"),
+        ("eval_exact_match", "exact", ".3f"),
+        ("eval_active_units", "AU", ".0f"),
+    ):
+        if key in record:
+            parts.append(f"{label} {record[key]:{fmt}}")
+    parts.append(f"{record['train_sents_per_s']:.0f} sent/s")
+    return " | ".join(parts)
