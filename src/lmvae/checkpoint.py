@@ -7,12 +7,14 @@ interrupted save never leaves a half-written model behind.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+OPTIMIZER_NAME = "optimizer.safetensors"
+OPTIMIZER_META = "optimizer.json"
 BUNDLED = {"encoder": "encoder", "decoder": "decoder"}
 
 
@@ -121,19 +125,57 @@ def load_pretrained(
         config.encoder.backbone.name_or_path = encoder
     if decoder is not None:
         config.decoder.backbone.name_or_path = decoder
-    weights_file = folder / WEIGHTS_NAME
+    model = cls.from_config(config, base_dir=folder)
+    load_trainable_weights(model, folder)
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def load_trainable_weights(model: LanguageVAE, folder: str | Path) -> None:
+    """Load a folder's model.safetensors into an already built model, checking every shape."""
+    weights_file = Path(folder) / WEIGHTS_NAME
     if not weights_file.is_file():
         raise LoadError(f"{folder} has no {WEIGHTS_NAME}")
     try:
         weights = load_file(weights_file)
     except (SafetensorError, OSError) as e:
         raise LoadError(f"{weights_file} is not a readable safetensors file: {e}") from None
-    model = cls.from_config(config, base_dir=folder)
     _check_weights(model, weights)
     model.load_state_dict(weights, strict=False)
-    if device is not None:
-        model.to(device)
-    return model
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    """Optimizer state without pickle: tensors in safetensors, the rest in JSON."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, slots in state["state"].items():
+        for name, value in slots.items():
+            key = f"{pid}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().contiguous().cpu()
+            else:
+                scalars[key] = value
+    meta = {"param_groups": state["param_groups"], "scalars": scalars}
+    _atomic_write(folder / OPTIMIZER_NAME, lambda p: save_file(tensors, p))
+    _atomic_write(folder / OPTIMIZER_META, lambda p: Path(p).write_text(json.dumps(meta)))
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    """Inverse of :func:`save_optimizer`; raises LoadError when the parameters do not match."""
+    try:
+        tensors = load_file(folder / OPTIMIZER_NAME)
+        meta = json.loads((folder / OPTIMIZER_META).read_text())
+    except (OSError, SafetensorError, json.JSONDecodeError) as e:
+        raise LoadError(f"cannot read the optimizer state in {folder}: {e}") from None
+    state: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *meta["scalars"].items()]:
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = value
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError) as e:
+        raise LoadError(f"optimizer state in {folder} does not fit this model: {e}") from None
 
 
 def _check_weights(model: LanguageVAE, weights: dict) -> None:

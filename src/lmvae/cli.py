@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lmvae.config import DecoderConfig, EncoderConfig, TrainConfig, VAEConfig
 from lmvae.errors import LmvaeError
 
 app = typer.Typer(
@@ -109,33 +110,44 @@ def train(
     decoder: Annotated[str, typer.Option(help="Causal decoder LM: hub id or local folder.")],
     data: DataOpt,
     out: Annotated[Path, typer.Option(help="Run folder: best/, last/ and history.jsonl go here.")],
-    epochs: Annotated[int, typer.Option()] = 10,
-    latent_size: Annotated[int, typer.Option()] = 32,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate of AdamW.")] = 3e-3,
+    epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
+    latent_size: Annotated[int, typer.Option()] = VAEConfig.latent_size,
+    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of AdamW.")] = TrainConfig.lr,
     eval_data: Annotated[
         Path | None, typer.Option(help="Held-out sentences (default: a split of --data).")
     ] = None,
-    eval_fraction: Annotated[float, typer.Option()] = 0.1,
+    eval_fraction: Annotated[float, typer.Option()] = TrainConfig.eval_fraction,
     encoder_layer: Annotated[
         str, typer.Option(help="Hidden state to pool: index (0 = embeddings, -1 = last) or 'mix'.")
-    ] = "0",
-    pooling: Annotated[str, typer.Option(help="mean, cls or last.")] = "mean",
+    ] = str(EncoderConfig.layer),
+    pooling: Annotated[str, typer.Option(help="mean, cls or last.")] = EncoderConfig.pooling,
     normalize: Annotated[bool, typer.Option(help="L2-normalise the pooled vector.")] = False,
-    num_slots: Annotated[int, typer.Option(help="Injected K/V slots per decoder layer.")] = 8,
-    rank: Annotated[int, typer.Option(help="Rank of the z -> K/V projection (0: full).")] = 0,
+    num_slots: Annotated[
+        int, typer.Option(help="Injected K/V slots per decoder layer.")
+    ] = DecoderConfig.num_slots,
+    rank: Annotated[
+        int, typer.Option(help="Rank of the z -> K/V projection (0: full).")
+    ] = DecoderConfig.rank,
     embed_injection: Annotated[
         bool, typer.Option(help="Also add z to every input embedding.")
     ] = False,
-    max_length: Annotated[int, typer.Option(help="Max tokens per sentence.")] = 64,
-    beta_max: Annotated[float, typer.Option()] = 1.0,
-    beta_cycles: Annotated[int, typer.Option()] = 4,
-    free_bits: Annotated[float, typer.Option(help="KL floor per latent dimension (nats).")] = 0.25,
+    max_length: Annotated[
+        int, typer.Option(help="Max tokens per sentence.")
+    ] = DecoderConfig.max_length,
+    beta_max: Annotated[float, typer.Option()] = TrainConfig.beta_max,
+    beta_cycles: Annotated[int, typer.Option()] = TrainConfig.beta_cycles,
+    free_bits: Annotated[
+        float, typer.Option(help="KL floor per latent dimension (nats).")
+    ] = TrainConfig.free_bits,
     reconstruction: Annotated[
         str, typer.Option(help="sum or mean of token cross-entropy.")
     ] = "sum",
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from <out>/last.")
+    ] = False,
     text_field: TextFieldOpt = "text",
     trust_remote_code: Annotated[
         bool, typer.Option(help="Allow code from the backbone repos to run.")
@@ -144,7 +156,6 @@ def train(
     threads: ThreadsOpt = None,
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
-    from lmvae.config import TrainConfig, VAEConfig
     from lmvae.data import read_corpus, split_corpus
     from lmvae.model import LanguageVAE
     from lmvae.train import train as run_training
@@ -194,7 +205,7 @@ def train(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
         f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
     )
-    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log)
+    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
     (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
     log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
 

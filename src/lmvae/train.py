@@ -25,13 +25,21 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from lmvae.checkpoint import replace_directory
+from lmvae.checkpoint import (
+    load_optimizer,
+    load_trainable_weights,
+    replace_directory,
+    save_optimizer,
+)
 from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
-from lmvae.errors import DataError
+from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss
+
+TRAINER_STATE = "trainer_state.json"
+HISTORY = "history.jsonl"
 
 
 class FeatureCache:
@@ -132,15 +140,30 @@ def evaluate(
     return metrics
 
 
-def save_checkpoint(model: LanguageVAE, target: Path, state: dict[str, Any]) -> Path:
-    """Write a loadable model folder plus its trainer state, atomically (staged beside target)."""
+def save_checkpoint(
+    model: LanguageVAE,
+    target: Path,
+    state: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write a loadable model folder plus trainer state (and optimizer state, for resuming),
+    atomically: staged beside the target, then renamed into place."""
     staging = target.with_name(f".{target.name}.tmp")
     if staging.exists():
         shutil.rmtree(staging)
     model.save_pretrained(staging)
-    (staging / "trainer_state.json").write_text(json.dumps(state, indent=2) + "\n")
+    if optimizer is not None:
+        save_optimizer(optimizer, staging)
+    (staging / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
     replace_directory(staging, target)
     return target
+
+
+def _read_history(out: Path) -> list[dict[str, Any]]:
+    path = out / HISTORY
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def train(
@@ -150,11 +173,14 @@ def train(
     config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> TrainResult:
-    """Train the model's heads in place.  Returns the per-epoch history.
+    """Train the model's heads in place and return the per-epoch history.
 
     ``out_dir`` receives ``best/`` (lowest held-out negative ELBO, or the last epoch without an
-    eval split), ``last/`` and ``history.jsonl``.
+    eval split), ``last/`` (with optimizer state) and ``history.jsonl``.  With ``resume=True``
+    an interrupted run continues from ``out_dir/last`` after its last finished epoch; shuffling
+    and sampling are seeded per epoch, so a resumed run repeats the uninterrupted one.
     """
     config = config or TrainConfig()
     config.validate()
@@ -164,6 +190,8 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if resume and out is None:
+        raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
     set_seed(config.seed)
     started = time.perf_counter()
 
@@ -175,28 +203,25 @@ def train(
     model.train()
 
     # Tokenise the whole corpus once; batches only pad.
-    dec_cfg = model.config.decoder
-    dec_rows = tokenize_decoder(model.decoder_tokenizer, train_texts, dec_cfg.max_length)
+    dec_rows = tokenize_decoder(
+        model.decoder_tokenizer, train_texts, model.config.decoder.max_length
+    )
     empty = [train_texts[i] for i, r in enumerate(dec_rows) if not r]
     if empty:
         raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
-    cache_bytes = config.feature_cache_mb * 2**20
-    cache = FeatureCache(cache_bytes)
+    cache = FeatureCache(config.feature_cache_mb * 2**20)
 
     def compute_features(indices: list[int]) -> Tensor:
-        enc = tokenize_encoder(
-            model.encoder_tokenizer,
-            [train_texts[i] for i in indices],
-            model.config.encoder.max_length,
-        )
+        texts = [train_texts[i] for i in indices]
+        enc = tokenize_encoder(model.encoder_tokenizer, texts, model.config.encoder.max_length)
         return model.features(**_device_batch(model, enc))
 
-    generator = torch.Generator().manual_seed(config.seed)
+    order_gen = torch.Generator()
     loader = torch.utils.data.DataLoader(
         range(len(train_texts)),
         batch_size=config.batch_size,
         shuffle=True,
-        generator=generator,
+        generator=order_gen,
         collate_fn=list,
     )
     params = [p for p in model.parameters() if p.requires_grad]
@@ -214,13 +239,30 @@ def train(
         num_warmup_steps=int(config.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
-    sample_gen = torch.Generator(device=accelerator.device).manual_seed(config.seed)
 
     result = TrainResult()
     best_score = math.inf
     step = 0
-    for epoch in range(1, config.epochs + 1):
+    first_epoch = 1
+    if resume and (out / "last" / TRAINER_STATE).is_file():
+        state = json.loads((out / "last" / TRAINER_STATE).read_text())
+        load_trainable_weights(model, out / "last")
+        load_optimizer(optimizer, out / "last")
+        scheduler.load_state_dict(state["scheduler"])
+        step, first_epoch = state["step"], state["epoch"] + 1
+        best_score = state.get("best_score", math.inf)
+        result.best_epoch = state.get("best_epoch", 0)
+        result.history = [r for r in _read_history(out) if r["epoch"] < first_epoch]
+        # Drop records of an epoch that finished but was not checkpointed.
+        (out / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in result.history))
+        if log is not None:
+            log(f"resuming after epoch {state['epoch']} from {out / 'last'}")
+    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    sample_gen = torch.Generator(device=accelerator.device)
+
+    for epoch in range(first_epoch, config.epochs + 1):
+        order_gen.manual_seed(config.seed * 100_003 + epoch)
+        sample_gen.manual_seed(config.seed * 100_003 + epoch)
         epoch_start = time.perf_counter()
         sums = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
         bar = tqdm(
@@ -230,6 +272,7 @@ def train(
             leave=False,
             dynamic_ncols=True,
         )
+        beta = 0.0
         for batch_index, indices in enumerate(bar):
             beta = cyclical_beta(
                 step,
@@ -257,6 +300,7 @@ def train(
                 )
                 accelerator.backward(terms.loss)
                 if accelerator.sync_gradients:
+                    # Clip after backward, on this step's gradients.
                     if config.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, config.max_grad_norm)
                     step += 1
@@ -311,17 +355,28 @@ def train(
             state = {
                 "epoch": epoch,
                 "step": step,
+                "best_score": best_score,
+                "best_epoch": result.best_epoch,
+                "scheduler": _scheduler_state(scheduler),
                 "train_config": config.to_dict(),
                 "metrics": record,
             }
-            with (out / "history.jsonl").open("a" if epoch > 1 else "w") as f:
+            with (out / HISTORY).open("a" if epoch > first_epoch or resume else "w") as f:
                 f.write(json.dumps(record) + "\n")
-            result.last_dir = save_checkpoint(model, out / "last", state)
             if is_best:
                 result.best_dir = save_checkpoint(model, out / "best", state)
+            result.last_dir = save_checkpoint(model, out / "last", state, optimizer)
+    if out is not None and result.best_dir is None and (out / "best").is_dir():
+        result.best_dir = out / "best"
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _scheduler_state(scheduler) -> dict[str, Any]:
+    """The JSON-able part of a LambdaLR state (its lambdas are rebuilt from the config)."""
+    raw = getattr(scheduler, "scheduler", scheduler)
+    return {k: v for k, v in raw.state_dict().items() if k != "lr_lambdas"}
 
 
 def _format_record(record: dict[str, Any]) -> str:
