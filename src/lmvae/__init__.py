@@ -22,8 +22,8 @@ _EXPORTS = {
     "BackboneRef": "lmvae.config",
     "TrainConfig": "lmvae.config",
     "GenerationConfig": "lmvae.generation",
-    "train": "lmvae.train",
-    "evaluate": "lmvae.train",
+    "train": "lmvae.trainer",
+    "evaluate": "lmvae.trainer",
     "LmvaeError": "lmvae.errors",
 }
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from lmvae.errors import LmvaeError
     from lmvae.generation import GenerationConfig
     from lmvae.model import LanguageVAE, VAEOutput
-    from lmvae.train import evaluate, train
+    from lmvae.trainer import evaluate, train
 
 
 def __getattr__(name: str):

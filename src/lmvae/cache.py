@@ -24,7 +24,14 @@ def kv_shape(config) -> KVShape:
         raise ConfigError(
             f"cannot read the decoder's attention geometry from its config: {e}"
         ) from None
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    kv_heads = getattr(config, "num_key_value_heads", None)
+    if kv_heads is None and getattr(config, "model_type", "") == "falcon":
+        # Falcon: grouped heads in the new architecture, one shared head with multi_query.
+        if getattr(config, "new_decoder_architecture", False):
+            kv_heads = config.num_kv_heads
+        elif getattr(config, "multi_query", False):
+            kv_heads = 1
+    kv_heads = kv_heads or heads
     head_dim = getattr(config, "head_dim", None) or hidden // heads
     return KVShape(layers, int(kv_heads), int(head_dim), hidden)
 

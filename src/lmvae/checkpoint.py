@@ -50,9 +50,8 @@ def _portable_ref(ref: BackboneRef, model_base: str | None, target: Path) -> Bac
     source = resolve(ref, model_base)
     if not os.path.isdir(source):
         return ref
-    return BackboneRef(
-        os.path.relpath(source, target.resolve()), ref.revision, ref.trust_remote_code
-    )
+    relative = os.path.relpath(os.path.realpath(source), os.path.realpath(target))
+    return BackboneRef(relative, ref.revision, ref.trust_remote_code)
 
 
 def save_pretrained(

@@ -158,7 +158,7 @@ def train(
     """Train a VAE from two pretrained LMs on a corpus."""
     from lmvae.data import read_corpus, split_corpus
     from lmvae.model import LanguageVAE
-    from lmvae.train import train as run_training
+    from lmvae.trainer import train as run_training
 
     _set_threads(threads)
     layer: int | str = (

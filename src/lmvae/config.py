@@ -41,7 +41,8 @@ class EncoderConfig:
     #: embedding layer, reconstructs far better than the last layer on the measured corpora: a
     #: mean of embedding states keeps which words occur, deeper layers blur it.
     layer: LayerChoice = 0
-    #: L2-normalise the pooled vector before the posterior head.
+    #: L2-normalise the pooled vector before the posterior head (instead of the default
+    #: LayerNorm).
     normalize: bool = False
     #: Encoder input length in tokens; longer inputs are truncated.
     max_length: int = 64

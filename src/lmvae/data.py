@@ -34,7 +34,7 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
         elif suffix in (".csv", ".tsv"):
             texts = _read_csv(path, text_field, "\t" if suffix == ".tsv" else ",")
         else:
-            texts = path.read_text(encoding="utf-8").splitlines()
+            texts = _read_text(path).split("\n")
     elif path.exists():
         raise DataError(f"{source} is not a file")
     elif str(source).endswith((".txt", ".jsonl", ".json", ".csv", ".tsv")) or "/" not in str(
@@ -49,9 +49,18 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
     return texts
 
 
+def _read_text(path: Path) -> str:
+    """File text; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def _read_jsonl(path: Path, field: str) -> list[str]:
     texts = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # Split on "\n" only: JSON strings may hold U+2028 and other characters splitlines() cuts at.
+    for n, line in enumerate(_read_text(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -64,7 +73,7 @@ def _read_jsonl(path: Path, field: str) -> list[str]:
 
 def _read_json(path: Path, field: str) -> list[str]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):
@@ -81,7 +90,7 @@ def _field(record: object, field: str, where: str) -> str:
 
 
 def _read_csv(path: Path, field: str, delimiter: str) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         if reader.fieldnames is None:
             return []

@@ -53,7 +53,10 @@ class LatentDecoder(nn.Module):
             latent_size, self.kv_shape, config.num_slots, config.rank, config.embed_injection
         )
         text_config = lm.config.get_text_config(decoder=True)
+        # Heads that post-process logits beyond the output embedding; each quirk is tested.
         self._softcap = getattr(text_config, "final_logit_softcapping", None)
+        self._logit_scale = getattr(text_config, "logit_scale", None)  # Cohere: multiply
+        self._logits_scaling = getattr(text_config, "logits_scaling", None)  # Granite: divide
         # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -67,6 +70,10 @@ class LatentDecoder(nn.Module):
     def logits(self, hidden: Tensor) -> Tensor:
         """Hidden states (..., H) -> vocabulary logits (..., V), as the LM's own head does."""
         logits = self.lm.get_output_embeddings()(hidden)
+        if self._logit_scale is not None:
+            logits = logits * self._logit_scale
+        if self._logits_scaling is not None:
+            logits = logits / self._logits_scaling
         if self._softcap:
             logits = torch.tanh(logits / self._softcap) * self._softcap
         return logits

@@ -62,9 +62,10 @@ class SentenceEncoder(nn.Module):
             self.layer_logits = None
         hidden = backbone.config.hidden_size
         # Pooled states of a frozen LM differ little between sentences next to their shared
-        # offset; normalising them first made the posterior learn markedly faster (measured in
-        # docs/benchmarks.md).
-        self.norm = nn.LayerNorm(hidden)
+        # offset; a LayerNorm first made the posterior learn markedly faster (measured in
+        # docs/benchmarks.md).  With `normalize` the L2 norm takes its place: a LayerNorm after
+        # it would undo the choice, since it ignores the scale of its input.
+        self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, 2 * latent_size)
 
     @property

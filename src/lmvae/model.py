@@ -235,12 +235,11 @@ class LanguageVAE(nn.Module):
 
     def sample_prior(self, n: int, seed: int | None = None, **kwargs: Any) -> list[str]:
         """n sentences decoded from z ~ N(0, I)."""
-        generator = torch.Generator(device="cpu")
-        if seed is not None:
-            generator.manual_seed(seed)
+        # Without a seed, draw from torch's global RNG so torch.manual_seed governs the result.
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.latent_size, generator=generator)
-        if kwargs.get("strategy") == "sample":
-            kwargs.setdefault("generator", _device_generator(self.device, seed))
+        if kwargs.get("strategy") == "sample" and seed is not None:
+            kwargs.setdefault("generator", torch.Generator(device=self.device).manual_seed(seed))
         return self.decode(z, **kwargs)
 
     def interpolate(
@@ -275,10 +274,3 @@ def _as_list(texts: Sequence[str]) -> list[str]:
     if not texts:
         raise ConfigError("no sentences given")
     return texts
-
-
-def _device_generator(device: torch.device, seed: int | None) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    if seed is not None:
-        gen.manual_seed(seed)
-    return gen

@@ -8,6 +8,7 @@ and each loads with :meth:`LanguageVAE.from_pretrained`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -56,20 +57,21 @@ class FeatureCache:
 
     def get(self, keys: Sequence[int], compute: Callable[[list[int]], Tensor]) -> Tensor:
         """Features for keys (B, S, H), computing only the missing ones in one batch."""
-        missing = [k for k in keys if k not in self._store]
+        rows: dict[int, Tensor] = {}
+        for k in keys:
+            if k in self._store:
+                self._store.move_to_end(k)
+                rows[k] = self._store[k]
+        missing = [k for k in dict.fromkeys(keys) if k not in rows]
         if missing:
             self.misses += len(missing)
-            fresh = compute(missing)
-            for k, row in zip(missing, fresh, strict=True):
-                self._put(k, row)
-        rows = []
-        for k in keys:
-            self._store.move_to_end(k)
-            rows.append(self._store[k])
-        return torch.stack(rows)
+            for k, row in zip(missing, compute(missing), strict=True):
+                rows[k] = row.detach()
+                self._put(k, rows[k])
+        return torch.stack([rows[k] for k in keys])
 
     def _put(self, key: int, row: Tensor) -> None:
-        row = row.detach().clone()
+        row = row.clone()  # a view would keep the whole batch tensor alive
         size = row.numel() * row.element_size()
         if size > self.max_bytes:
             return
@@ -196,9 +198,10 @@ def train(
     started = time.perf_counter()
 
     mixed = config.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
-    accelerator = Accelerator(
-        mixed_precision=mixed, gradient_accumulation_steps=config.gradient_accumulation_steps
-    )
+    # Accumulation is done here rather than by Accelerate: its accumulate() only closes a group
+    # at the end of a dataloader it prepared, and a group must never straddle two epochs.
+    accelerator = Accelerator(mixed_precision=mixed)
+    accumulation = config.gradient_accumulation_steps
     model.to(accelerator.device)
     model.train()
 
@@ -248,7 +251,9 @@ def train(
         state = json.loads((out / "last" / TRAINER_STATE).read_text())
         load_trainable_weights(model, out / "last")
         load_optimizer(optimizer, out / "last")
-        scheduler.load_state_dict(state["scheduler"])
+        # LambdaLR rebuilds its lambdas from the config; None keeps them as they are.
+        lambdas = [None] * len(optimizer.param_groups)
+        scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": lambdas})
         step, first_epoch = state["step"], state["epoch"] + 1
         best_score = state.get("best_score", math.inf)
         result.best_epoch = state.get("best_epoch", 0)
@@ -257,7 +262,7 @@ def train(
         (out / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in result.history))
         if log is not None:
             log(f"resuming after epoch {state['epoch']} from {out / 'last'}")
-    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    optimizer = accelerator.prepare(optimizer)
     sample_gen = torch.Generator(device=accelerator.device)
 
     for epoch in range(first_epoch, config.epochs + 1):
@@ -273,7 +278,11 @@ def train(
             dynamic_ncols=True,
         )
         beta = 0.0
+        n_batches = len(loader)
         for batch_index, indices in enumerate(bar):
+            group_start = batch_index - batch_index % accumulation
+            group_size = min(accumulation, n_batches - group_start)
+            sync = batch_index + 1 == group_start + group_size
             beta = cyclical_beta(
                 step,
                 total_steps,
@@ -282,7 +291,8 @@ def train(
                 config.beta_zero_ratio,
                 config.beta_ramp_ratio,
             )
-            with accelerator.accumulate(model), accelerator.autocast():
+            no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
+            with no_sync, accelerator.autocast():
                 features = cache.get(indices, compute_features)
                 batch = collate_decoder(
                     [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
@@ -298,15 +308,15 @@ def train(
                     config.free_bits,
                     config.reconstruction,
                 )
-                accelerator.backward(terms.loss)
-                if accelerator.sync_gradients:
-                    # Clip after backward, on this step's gradients.
-                    if config.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                    step += 1
+                accelerator.backward(terms.loss / group_size)
+            if sync:
+                # Clip after backward, on this group's gradients, then step.
+                if config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                step += 1
             sums["loss"] += float(terms.loss.detach())
             sums["recon"] += float(terms.reconstruction)
             sums["kl"] += float(terms.kl)
@@ -320,7 +330,6 @@ def train(
             )
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
-        n_batches = max(len(loader), 1)
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": step,

@@ -1,0 +1,338 @@
+"""Test support: the tiny corpus and builders of tiny random-weight backbones (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+#: A tiny lowercase corpus: every word of it is one token of both tokenizers.
+CORPUS: list[str] = [
+    "the cat sat on the mat",
+    "a dog runs in the park",
+    "the bird sings at dawn",
+    "my sister reads a long book",
+    "the sun rises over the hills",
+    "a child plays with a red ball",
+    "the river flows to the sea",
+    "we eat bread and cheese",
+    "the old man walks his dog",
+    "rain falls on the quiet town",
+    "the teacher writes on the board",
+    "a fox jumps over the fence",
+    "the baker makes fresh bread",
+    "snow covers the high mountains",
+    "the ship sails across the ocean",
+    "my brother fixes the old car",
+    "the moon shines at night",
+    "a girl draws a small house",
+    "the farmer grows green corn",
+    "the wind blows through the trees",
+    "the students listen to the teacher",
+    "a cat sleeps near the fire",
+    "the train leaves at noon",
+    "we walk to the market",
+    "the doctor helps the sick child",
+    "fish swim in the cold river",
+    "the band plays a loud song",
+    "a man sells fruit in the market",
+    "the library opens at nine",
+    "the kids build a sand castle",
+    "my mother bakes a sweet cake",
+    "the horse runs across the field",
+    "a plane flies above the clouds",
+    "the painter paints a blue sky",
+    "the gardener waters the flowers",
+    "birds fly south in winter",
+    "the clock strikes twelve",
+    "a boy kicks the ball",
+    "the chef cooks a hot soup",
+    "the lamp lights the small room",
+]
+
+HIDDEN = 64
+LAYERS = 2
+HEADS = 4
+INTERMEDIATE = 128
+MAX_POSITIONS = 128
+
+#: Decoder architectures: id -> (model_type, extra config).  The ids name the quirk each covers.
+DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    "gpt2": ("gpt2", {}),
+    "llama-gqa": ("llama", {"num_key_value_heads": 2}),
+    "llama-headdim": ("llama", {"num_key_value_heads": 2, "head_dim": 32}),
+    "qwen2": ("qwen2", {"num_key_value_heads": 2}),
+    "mistral": ("mistral", {"num_key_value_heads": 2, "sliding_window": 8}),
+    "gemma": ("gemma", {"num_key_value_heads": 2, "head_dim": 32}),
+    "phi": ("phi", {}),
+}
+DECODER_IDS = list(DECODER_SPECS)
+
+#: Further architectures, used only by the tests documenting where lmvae gets them wrong.
+EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    "cohere": ("cohere", {"num_key_value_heads": 2, "logit_scale": 0.25}),
+    "granite": ("granite", {"num_key_value_heads": 2, "logits_scaling": 4.0}),
+    "falcon-mqa": ("falcon", {"multi_query": True, "new_decoder_architecture": False}),
+}
+
+#: Encoder architectures; "gpt2-enc" and "llama-enc" reuse decoder-only LMs as encoders.
+ENCODER_IDS = ["bert", "t5", "mpnet", "bart", "gpt2-enc", "llama-enc"]
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizers
+
+
+def _own_decoder_tokenizer(texts):
+    """Fallback word-level decoder tokenizer (<|endoftext|> = bos = eos = pad)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()
+    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(t)})
+    vocab = {tok: i for i, tok in enumerate(["<|endoftext|>", "<unk>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        model_max_length=MAX_POSITIONS,
+    )
+
+
+def _own_encoder_tokenizer(texts):
+    """Fallback BERT-style word-level tokenizer with [CLS] ... [SEP] and [PAD] = 0."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(t.lower())})
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {tok: i for i, tok in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=MAX_POSITIONS,
+    )
+
+
+def make_decoder_tokenizer(texts=CORPUS):
+    try:
+        from lmvae.demo.backbones import build_decoder_tokenizer
+    except Exception:  # the demo helpers are optional for the core tests
+        return _own_decoder_tokenizer(texts)
+    return build_decoder_tokenizer(texts)
+
+
+def qwen2_tokenizer(texts=CORPUS):
+    """A byte-level BPE tokenizer in Qwen2's own format.
+
+    transformers 5 ignores the generic tokenizer class saved in a qwen2 folder and rebuilds a
+    ``Qwen2Tokenizer`` from the vocabulary, which mangles a word-level vocabulary; so the qwen2
+    backbone gets a BPE trained on the corpus (EOS, no BOS: lmvae then uses EOS as BOS).
+    """
+    import json
+
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer)
+    model = json.loads(tok.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split()) for m in model["merges"]]
+    return Qwen2Tokenizer(vocab=model["vocab"], merges=merges, model_max_length=MAX_POSITIONS)
+
+
+def make_encoder_tokenizer(texts=CORPUS):
+    try:
+        from lmvae.demo.backbones import build_encoder_tokenizer
+    except Exception:
+        return _own_encoder_tokenizer(texts)
+    return build_encoder_tokenizer(texts)
+
+
+# --------------------------------------------------------------------------------------------
+# Backbones
+
+
+def _decoder_model(name: str, vocab: int, eos: int):
+    import transformers
+
+    model_type, extra = {**DECODER_SPECS, **EXTRA_DECODER_SPECS}[name]
+    ids = {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos, "vocab_size": vocab}
+    # A wider init than the default 0.02 makes the random LMs' distributions peaked, so decoding
+    # strategies and z actually change what comes out.
+    common = {"initializer_range": 0.2, **ids}
+    if model_type == "gpt2":
+        config = transformers.GPT2Config(
+            n_embd=HIDDEN,
+            n_layer=LAYERS,
+            n_head=HEADS,
+            n_inner=INTERMEDIATE,
+            n_positions=MAX_POSITIONS,
+            **common,
+        )
+        return transformers.GPT2LMHeadModel(config)
+    sizes = {
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "intermediate_size": INTERMEDIATE,
+        "max_position_embeddings": MAX_POSITIONS,
+    }
+    config = transformers.AutoConfig.for_model(model_type, **sizes, **common, **extra)
+    return transformers.AutoModelForCausalLM.from_config(config)
+
+
+def _encoder_model(name: str, vocab: int, pad: int):
+    import transformers
+
+    if name == "bert":
+        config = transformers.BertConfig(
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            intermediate_size=INTERMEDIATE,
+            max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=pad,
+        )
+        return transformers.BertModel(config)
+    if name == "t5":
+        # A full encoder-decoder T5 is saved: the loader must keep only its encoder stack.
+        config = transformers.T5Config(
+            vocab_size=vocab,
+            d_model=HIDDEN,
+            d_kv=HIDDEN // HEADS,
+            d_ff=INTERMEDIATE,
+            num_layers=LAYERS,
+            num_decoder_layers=LAYERS,
+            num_heads=HEADS,
+            pad_token_id=pad,
+            eos_token_id=1,
+            decoder_start_token_id=pad,
+        )
+        return transformers.T5ForConditionalGeneration(config)
+    if name == "mpnet":
+        config = transformers.MPNetConfig(
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            num_hidden_layers=LAYERS,
+            num_attention_heads=HEADS,
+            intermediate_size=INTERMEDIATE,
+            max_position_embeddings=MAX_POSITIONS + 2,
+            pad_token_id=pad,
+        )
+        return transformers.MPNetModel(config)
+    if name == "bart":
+        # An encoder-decoder outside AutoModelForTextEncoding: loaded with AutoModel, then only
+        # its encoder stack is kept (get_encoder()).
+        config = transformers.BartConfig(
+            vocab_size=vocab,
+            d_model=HIDDEN,
+            encoder_layers=LAYERS,
+            decoder_layers=LAYERS,
+            encoder_attention_heads=HEADS,
+            decoder_attention_heads=HEADS,
+            encoder_ffn_dim=INTERMEDIATE,
+            decoder_ffn_dim=INTERMEDIATE,
+            max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=pad,
+        )
+        return transformers.BartModel(config)
+    raise KeyError(name)
+
+
+def _save(model, tok, folder: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars in the test output
+    try:
+        model.save_pretrained(folder)
+    finally:
+        hf_logging.enable_progress_bar()
+    tok.save_pretrained(folder)
+
+
+class BackboneFactory:
+    """Builds each backbone folder once per session, on first use."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._dirs: dict[str, Path] = {}
+
+    def decoder(self, name: str) -> Path:
+        key = f"dec-{name}"
+        if key not in self._dirs:
+            folder = self.root / key
+            tok = qwen2_tokenizer() if name == "qwen2" else make_decoder_tokenizer()
+            torch.manual_seed(sum(map(ord, name)))
+            model = _decoder_model(name, len(tok), tok.eos_token_id)
+            model.eval()
+            _save(model, tok, folder)
+            self._dirs[key] = folder
+        return self._dirs[key]
+
+    def encoder(self, name: str) -> Path:
+        if name == "gpt2-enc":
+            return self.decoder("gpt2")
+        if name == "llama-enc":
+            return self.decoder("llama-gqa")
+        key = f"enc-{name}"
+        if key not in self._dirs:
+            folder = self.root / key
+            tok = make_encoder_tokenizer()
+            torch.manual_seed(100 + ENCODER_IDS.index(name))
+            model = _encoder_model(name, len(tok), tok.pad_token_id)
+            model.eval()
+            _save(model, tok, folder)
+            self._dirs[key] = folder
+        return self._dirs[key]
+
+
+#: (encoder, decoder) pairs for whole-model tests: every decoder and every encoder at least once.
+PAIRS = [
+    ("bert", "gpt2"),
+    ("t5", "llama-gqa"),
+    ("mpnet", "llama-headdim"),
+    ("gpt2-enc", "qwen2"),
+    ("llama-enc", "mistral"),
+    ("bert", "gemma"),
+    ("bart", "phi"),
+]
+PAIR_IDS = [f"{e}+{d}" for e, d in PAIRS]
+
+
+def expected_kv(name: str) -> tuple[int, int, int]:
+    """(layers, kv_heads, head_dim) of a decoder, from the spec it was built with."""
+    extra = DECODER_SPECS[name][1]
+    return LAYERS, extra.get("num_key_value_heads", HEADS), extra.get("head_dim", HIDDEN // HEADS)

@@ -1,0 +1,125 @@
+"""lmvae.backbones: resolving names, loading frozen encoders/decoders of several kinds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from lmvae.backbones import freeze, load_decoder, load_encoder, resolve
+from lmvae.config import BackboneRef
+from lmvae.errors import LoadError
+
+
+def test_resolve_prefers_the_base_dir_then_the_working_dir(tmp_path, monkeypatch):
+    (tmp_path / "base" / "bb").mkdir(parents=True)
+    (tmp_path / "cwd" / "bb").mkdir(parents=True)
+    (tmp_path / "cwd" / "only_here").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    ref = BackboneRef("bb")
+    assert resolve(ref, tmp_path / "base") == str(tmp_path / "base" / "bb")
+    assert resolve(ref) == str(tmp_path / "cwd" / "bb")
+    assert resolve(BackboneRef("only_here"), tmp_path / "base") == str(
+        tmp_path / "cwd" / "only_here"
+    )
+
+
+def test_resolve_hub_ids_and_missing_folders(tmp_path):
+    assert resolve(BackboneRef("org/model")) == "org/model"
+    assert resolve(BackboneRef("gpt2")) == "gpt2"
+    for missing in (str(tmp_path / "nope"), "./nope", "../nope"):
+        with pytest.raises(LoadError, match="does not exist"):
+            resolve(BackboneRef(missing))
+    with pytest.raises(LoadError, match="no backbone given"):
+        resolve(BackboneRef(""))
+
+
+def _frozen(model):
+    return not model.training and all(not p.requires_grad for p in model.parameters())
+
+
+def test_t5_loads_only_its_encoder_stack(backbones):
+    model, tok = load_encoder(BackboneRef(str(backbones.encoder("t5"))))
+    assert type(model).__name__ == "T5EncoderModel"
+    assert not any("decoder" in name for name, _ in model.named_parameters())
+    assert _frozen(model)
+    assert tok.pad_token_id == 0
+
+
+def test_bart_loads_only_its_encoder_stack(backbones):
+    model, _ = load_encoder(BackboneRef(str(backbones.encoder("bart"))))
+    assert type(model).__name__ == "BartEncoder"
+    assert not any("decoder" in name for name, _ in model.named_parameters())
+    assert _frozen(model)
+
+
+def test_bert_loads_without_the_unused_pooler(backbones):
+    model, tok = load_encoder(BackboneRef(str(backbones.encoder("bert"))))
+    assert type(model).__name__ == "BertModel"
+    assert getattr(model, "pooler", None) is None
+    assert _frozen(model)
+    assert tok.cls_token_id is not None
+
+
+def test_mpnet_encoder(backbones):
+    model, _ = load_encoder(BackboneRef(str(backbones.encoder("mpnet"))))
+    assert type(model).__name__ == "MPNetModel" and _frozen(model)
+
+
+@pytest.mark.parametrize("name", ["gpt2-enc", "llama-enc"])
+def test_decoder_only_lm_as_encoder_gets_a_pad_token(backbones, name):
+    model, tok = load_encoder(BackboneRef(str(backbones.encoder(name))))
+    assert type(model).__name__ in ("GPT2Model", "LlamaModel")  # base model, no LM head
+    assert tok.pad_token_id is not None
+    assert _frozen(model)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "gemma"])
+def test_load_decoder_is_frozen_causal_lm(backbones, name):
+    lm, tok = load_decoder(BackboneRef(str(backbones.decoder(name))))
+    assert _frozen(lm)
+    assert lm.get_output_embeddings() is not None
+    assert tok.eos_token_id is not None
+
+
+def test_encoder_only_model_is_not_a_decoder(backbones):
+    with pytest.raises(LoadError, match="not a causal LM"):
+        load_decoder(BackboneRef(str(backbones.encoder("t5"))))
+
+
+def test_decoder_tokenizer_without_eos_is_rejected(backbones, tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "dec"
+    shutil.copytree(backbones.decoder("gpt2"), folder)
+    for name in os.listdir(folder):
+        if "token" in name:
+            os.remove(folder / name)
+    tok = PreTrainedTokenizerFast(tokenizer_file=None, tokenizer_object=_word_level())
+    tok.save_pretrained(folder)
+    with pytest.raises(LoadError, match="no EOS token"):
+        load_decoder(BackboneRef(str(folder)))
+
+
+def _word_level():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def test_unknown_hub_id_fails_fast_offline():
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    with pytest.raises(LoadError, match="no-such-org/no-such-model"):
+        load_encoder(BackboneRef("no-such-org/no-such-model"))
+    with pytest.raises(LoadError, match="no-such-org/no-such-model"):
+        load_decoder(BackboneRef("no-such-org/no-such-model"))
+
+
+def test_freeze():
+    layer = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train()
+    assert freeze(layer) is layer
+    assert not layer.training and not any(p.requires_grad for p in layer.parameters())

@@ -1,0 +1,144 @@
+"""lmvae.checkpoint: what is written, how backbones are found again, and load-time checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+import lmvae.checkpoint as checkpoint
+from lmvae import LanguageVAE
+from lmvae.checkpoint import load_config, replace_directory
+from lmvae.errors import LoadError
+
+TEXTS = ["the cat sat on the mat", "a dog runs in the park"]
+
+
+@pytest.fixture(scope="module")
+def saved(make_vae, tmp_path_factory):
+    """A saved bert + gpt2 model (read-only for the tests: copy before editing)."""
+    folder = tmp_path_factory.mktemp("saved") / "m"
+    vae = make_vae("bert", "gpt2").eval()
+    vae.save_pretrained(folder)
+    return folder, vae.encode(TEXTS)
+
+
+def _copy(saved, tmp_path):
+    return shutil.copytree(saved[0], tmp_path / "m")
+
+
+def test_relative_backbone_names_resolve_from_the_working_dir_then_the_folder(
+    backbones, tmp_path, monkeypatch
+):
+    shutil.copytree(backbones.encoder("bert"), tmp_path / "work" / "bb" / "enc")
+    shutil.copytree(backbones.decoder("gpt2"), tmp_path / "work" / "bb" / "dec")
+    monkeypatch.chdir(tmp_path / "work")
+    vae = LanguageVAE.from_backbones("bb/enc", "bb/dec", 8)
+    z = vae.encode(TEXTS)
+    vae.save_pretrained("runs/best")
+    config = json.loads((tmp_path / "work" / "runs" / "best" / "config.json").read_text())
+    assert config["encoder"]["backbone"]["name_or_path"] == os.path.join("..", "..", "bb", "enc")
+    monkeypatch.chdir(tmp_path)  # elsewhere: the paths are relative to the model folder
+    loaded = LanguageVAE.from_pretrained(tmp_path / "work" / "runs" / "best")
+    torch.testing.assert_close(loaded.encode(TEXTS), z, atol=0, rtol=0)
+
+
+def test_override_backbones_when_they_moved(saved, backbones, tmp_path):
+    folder = _copy(saved, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder"]["backbone"]["name_or_path"] = "gone/elsewhere/dec"
+    config["encoder"]["backbone"]["name_or_path"] = "./gone/enc"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LoadError, match="gone"):
+        LanguageVAE.from_pretrained(folder)
+    loaded = LanguageVAE.from_pretrained(
+        folder, encoder=str(backbones.encoder("bert")), decoder=str(backbones.decoder("gpt2"))
+    )
+    torch.testing.assert_close(loaded.encode(TEXTS), saved[1], atol=0, rtol=0)
+
+
+def test_swapped_decoder_of_another_geometry_is_named(saved, backbones):
+    with pytest.raises(LoadError, match=r"decoder\.injector\.kv\.weight: saved shape"):
+        LanguageVAE.from_pretrained(saved[0], decoder=str(backbones.decoder("qwen2")))
+
+
+def test_config_that_no_longer_fits_the_weights(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["encoder"]["layer"] = "mix"  # adds a trainable tensor the weights lack
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LoadError, match="missing: encoder.layer_logits"):
+        LanguageVAE.from_pretrained(folder)
+
+
+def test_broken_files_are_load_errors(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "model.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(LoadError, match="not a readable safetensors file"):
+        LanguageVAE.from_pretrained(folder)
+    os.remove(folder / "model.safetensors")
+    with pytest.raises(LoadError, match="has no model.safetensors"):
+        LanguageVAE.from_pretrained(folder)
+    (folder / "config.json").write_text("{")
+    with pytest.raises(LoadError, match="config.json"):
+        load_config(folder)
+    (folder / "config.json").write_text(json.dumps({"latent_size": 4}))
+    with pytest.raises(LoadError, match="not an lmvae config"):
+        load_config(folder)
+
+
+def test_hub_style_name_fails_offline_with_a_load_error():
+    with pytest.raises(LoadError, match="cannot download 'no-such-org/no-such-model'"):
+        LanguageVAE.from_pretrained("no-such-org/no-such-model")
+
+
+def _shift_trainable(vae):
+    with torch.no_grad():
+        for p in vae.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+
+
+def test_save_overwrites_in_place_and_leaves_no_temporary_files(make_vae, tmp_path):
+    vae = make_vae("bert", "gpt2")
+    vae.save_pretrained(tmp_path / "m")
+    _shift_trainable(vae)
+    vae.save_pretrained(tmp_path / "m")
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    loaded = LanguageVAE.from_pretrained(tmp_path / "m")
+    for k, v in vae.trainable_state_dict().items():
+        assert torch.equal(loaded.trainable_state_dict()[k], v), k
+
+
+def test_failed_save_keeps_the_previous_weights(make_vae, tmp_path, monkeypatch):
+    vae = make_vae("bert", "gpt2")
+    vae.save_pretrained(tmp_path / "m")
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+
+    def broken_save(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", broken_save)
+    _shift_trainable(vae)
+    with pytest.raises(OSError, match="disk full"):
+        vae.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+
+
+def test_replace_directory(tmp_path):
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_text("new")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "f").write_text("old")
+    replace_directory(tmp_path / "new", tmp_path / "target")
+    assert (tmp_path / "target" / "f").read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["target"]
+    (tmp_path / "again").mkdir()
+    replace_directory(tmp_path / "again", tmp_path / "fresh")  # no previous target
+    assert sorted(os.listdir(tmp_path)) == ["fresh", "target"]

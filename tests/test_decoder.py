@@ -1,0 +1,241 @@
+"""lmvae.decoder, per decoder architecture: prefix injection gives the same logits whether the
+sentence is fed at once (teacher forcing) or token by token from the cache, the logits are the
+LM's own, z is live, and gradients reach only the trainable projections."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from support import DECODER_IDS
+
+from lmvae.cache import position_ids, prefix_attention_mask
+from lmvae.decoder import IGNORE_INDEX
+from lmvae.model import BACKBONE_PREFIXES
+from lmvae.objective import elbo_loss
+
+TEXTS = ["the cat sat on the mat near the fire", "a dog runs"]
+ATOL = 1e-4
+
+VARIANTS = {
+    "plain": {},
+    "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def vaes(make_vae):
+    cache = {}
+
+    def get(name, variant="plain"):
+        key = (name, variant)
+        if key not in cache:
+            vae = make_vae("bert", name, decoder_num_slots=3, **VARIANTS[variant])
+            if vae.decoder.injector.embed is not None:
+                # Zero-initialised by design; give it weight so the tests see its effect.
+                torch.manual_seed(1)
+                torch.nn.init.normal_(vae.decoder.injector.embed.weight, std=0.5)
+            vae.eval()
+            cache[key] = vae
+        return cache[key]
+
+    return get
+
+
+def _z(batch, seed=0):
+    return torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def _teacher_forced(dec, z, batch):
+    with torch.no_grad():
+        return dec.logits(dec.hidden_states(z, batch["input_ids"], batch["attention_mask"]))
+
+
+def _incremental(dec, z, input_ids):
+    """Logits (B, T, V) from start(z) + one step per gold token."""
+    out = []
+    with torch.no_grad():
+        state = dec.start(z)
+        for t in range(input_ids.shape[1]):
+            out.append(dec.step(input_ids[:, t : t + 1], state))
+    return torch.stack(out, 1)
+
+
+def _assert_close_on_real(a, b, mask):
+    real = mask.bool()
+    torch.testing.assert_close(a[real], b[real], atol=ATOL, rtol=1e-4)
+
+
+ARCHS = [pytest.param(n, v, id=f"{n}-{v}") for n in DECODER_IDS for v in VARIANTS]
+ARCHS_PLAIN = [pytest.param(n, id=n) for n in DECODER_IDS]
+
+
+@pytest.mark.parametrize("name, variant", ARCHS)
+def test_incremental_decoding_matches_teacher_forcing_single(vaes, name, variant):
+    vae = vaes(name, variant)
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS[:1])
+    z = _z(1)
+    tf = _teacher_forced(dec, z, batch)
+    inc = _incremental(dec, z, batch["input_ids"])
+    assert torch.isfinite(tf).all()
+    torch.testing.assert_close(inc, tf, atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name, variant", ARCHS)
+def test_incremental_decoding_matches_teacher_forcing_right_padded_batch(vaes, name, variant):
+    vae = vaes(name, variant)
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS)
+    mask = batch["attention_mask"]
+    assert mask[1].sum() < mask[0].sum()  # really padded
+    z = _z(2)
+    tf = _teacher_forced(dec, z, batch)
+    # Batched steps: row 1 is fed pads after its end, which must not matter for real positions.
+    _assert_close_on_real(_incremental(dec, z, batch["input_ids"]), tf, mask)
+    # Each row decoded on its own.
+    for r in range(2):
+        n = int(mask[r].sum())
+        alone = _incremental(dec, z[r : r + 1], batch["input_ids"][r : r + 1, :n])
+        torch.testing.assert_close(alone[0], tf[r, :n], atol=ATOL, rtol=1e-4)
+    # Padding does not change the short sentence's logits either.
+    single = vae.decoder_inputs(TEXTS[1:])
+    n = int(mask[1].sum())
+    torch.testing.assert_close(_teacher_forced(dec, z[1:], single)[0], tf[1, :n], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name, variant", ARCHS)
+def test_logits_equal_the_lms_own_forward(vaes, name, variant):
+    vae = vaes(name, variant)
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    z = _z(2, seed=1)
+    ours = _teacher_forced(dec, z, batch)
+    with torch.no_grad():
+        cache, offset = dec.prefix(z)  # a second cache built from the same z
+        inputs = {"input_ids": ids}
+        if offset is not None:
+            embeds = dec.lm.get_input_embeddings()(ids)
+            inputs = {"inputs_embeds": embeds + offset[:, None, :]}
+        theirs = dec.lm(
+            **inputs,
+            attention_mask=prefix_attention_mask(mask, dec.config.num_slots),
+            position_ids=position_ids(mask),
+            use_cache=True,
+            **{dec._cache_arg: cache},
+        ).logits
+    _assert_close_on_real(ours, theirs, mask)
+
+
+@pytest.mark.parametrize("name, variant", ARCHS)
+def test_changing_z_changes_the_logits(vaes, name, variant):
+    vae = vaes(name, variant)
+    batch = vae.decoder_inputs(TEXTS[:1])
+    a = _teacher_forced(vae.decoder, _z(1, 0), batch)
+    b = _teacher_forced(vae.decoder, _z(1, 1), batch)
+    assert (a - b).abs().max() > 1e-2
+    # The effect reaches the very first position (the prefix is attended to from the start).
+    assert (a[0, 0] - b[0, 0]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ARCHS_PLAIN)
+def test_embedding_offset_alone_is_live(vaes, name):
+    vae = vaes(name, "embed-rank")
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS[:1])
+    z = _z(1)
+    with torch.no_grad():
+        cache, offset = dec.prefix(z)
+        mask = prefix_attention_mask(batch["attention_mask"], dec.config.num_slots)
+        pos = position_ids(batch["attention_mask"])
+        with_offset = dec._run(batch["input_ids"], mask, pos, cache, offset)
+        cache, _ = dec.prefix(z)
+        without = dec._run(batch["input_ids"], mask, pos, cache, None)
+    assert (with_offset - without).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name, variant", ARCHS)
+def test_gradients_reach_only_trainable_parameters(vaes, name, variant):
+    vae = vaes(name, variant)
+    vae.train()
+    vae.zero_grad(set_to_none=True)
+    enc = vae.encoder_inputs(TEXTS)
+    out = vae(
+        **vae.decoder_inputs(TEXTS),
+        encoder_input_ids=enc["input_ids"],
+        encoder_attention_mask=enc["attention_mask"],
+        generator=torch.Generator().manual_seed(0),
+    )
+    terms = elbo_loss(out.tokens.nll, out.tokens.num_tokens, out.kl_per_dim, beta=1.0)
+    assert torch.isfinite(terms.loss)
+    terms.loss.backward()
+    trainable = set()
+    for pname, p in vae.named_parameters():
+        if pname.startswith(BACKBONE_PREFIXES):
+            assert p.grad is None, pname
+            assert not p.requires_grad, pname
+        else:
+            trainable.add(pname)
+            assert p.grad is not None, pname
+            assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+    heads = {f"encoder.{n}" for n, _ in vae.encoder.named_parameters()}
+    heads = {n for n in heads if not n.startswith("encoder.backbone.")}
+    injector = {f"decoder.injector.{n}" for n, _ in vae.decoder.injector.named_parameters()}
+    assert trainable == heads | injector
+    assert any(".embed." in n for n in injector) == (variant == "embed-rank")
+    vae.zero_grad(set_to_none=True)
+    vae.eval()
+
+
+@pytest.mark.parametrize("name", ARCHS_PLAIN)
+def test_token_loss_by_hand(vaes, name):
+    vae = vaes(name)
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS)
+    z = _z(2, seed=3)
+    with torch.no_grad():
+        loss = dec.token_loss(z, **batch)
+        logits = _teacher_forced(dec, z, batch)
+    labels = batch["labels"]
+    for r in range(2):
+        keep = labels[r] != IGNORE_INDEX
+        nll = F.cross_entropy(logits[r][keep], labels[r][keep], reduction="sum")
+        assert loss.nll[r].item() == pytest.approx(nll.item(), rel=1e-4, abs=1e-4)
+        assert loss.num_tokens[r].item() == int(keep.sum())
+        correct = (logits[r][keep].argmax(-1) == labels[r][keep]).sum()
+        assert loss.num_correct[r].item() == int(correct)
+    assert loss.num_tokens.tolist() == [len(t.split()) + 1 for t in TEXTS]  # words + EOS
+
+
+def test_decoding_state_advances(vaes):
+    vae = vaes("llama-gqa")
+    dec = vae.decoder
+    state = dec.start(_z(2))
+    assert state.attention_mask.shape == (2, 3) and state.position == 0
+    assert state.cache.get_seq_length() == 3
+    with torch.no_grad():
+        logits = dec.step(torch.full((2, 1), vae.bos_id), state)
+    assert logits.shape == (2, len(vae.decoder_tokenizer)) and logits.dtype == torch.float32
+    assert state.position == 1 and state.attention_mask.shape == (2, 4)
+    assert state.cache.get_seq_length() == 4
+
+
+@pytest.mark.parametrize("name", ["cohere", "granite"])
+def test_logits_equal_the_lms_own_for_scaled_heads(make_vae, name):
+    vae = make_vae("bert", name, decoder_num_slots=3).eval()
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS)
+    mask = batch["attention_mask"]
+    z = _z(2)
+    ours = _teacher_forced(dec, z, batch)
+    with torch.no_grad():
+        cache, _ = dec.prefix(z)
+        theirs = dec.lm(
+            input_ids=batch["input_ids"],
+            attention_mask=prefix_attention_mask(mask, dec.config.num_slots),
+            position_ids=position_ids(mask),
+            use_cache=True,
+            **{dec._cache_arg: cache},
+        ).logits
+    _assert_close_on_real(ours, theirs, mask)

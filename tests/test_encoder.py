@@ -1,0 +1,173 @@
+"""lmvae.encoder, per encoder architecture: layer selection, pooling against a hand computation
+for both padding sides, the layer mix, normalisation and range errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from support import ENCODER_IDS, LAYERS
+
+from lmvae.backbones import load_encoder
+from lmvae.config import BackboneRef, EncoderConfig
+from lmvae.data import tokenize_encoder
+from lmvae.encoder import SentenceEncoder, num_hidden_states, pool
+from lmvae.errors import ConfigError
+
+TEXTS = ["the cat sat on the mat", "a dog", "birds fly south in winter"]
+N_STATES = LAYERS + 1
+
+
+@pytest.fixture(scope="module")
+def loaded(backbones):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = load_encoder(BackboneRef(str(backbones.encoder(name))))
+        return cache[name]
+
+    return get
+
+
+def _inputs(tok, side):
+    old = tok.padding_side
+    tok.padding_side = side
+    try:
+        enc = tokenize_encoder(tok, TEXTS, max_length=32)
+    finally:
+        tok.padding_side = old
+    return enc
+
+
+def _head_input(encoder):
+    """The first trainable module the pooled vector enters (an optional norm, else the head)."""
+    norm = getattr(encoder, "norm", None)
+    return norm if isinstance(norm, torch.nn.Module) else encoder.head
+
+
+def _record_head_input(encoder):
+    seen = []
+    _head_input(encoder).register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    return seen
+
+
+def _hand_pool(states, mask, how):
+    rows = []
+    for b in range(states.shape[0]):
+        real = mask[b].nonzero().flatten().tolist()
+        if how == "mean":
+            rows.append(states[b, real].mean(0))
+        elif how == "cls":
+            rows.append(states[b, real[0]])
+        else:
+            rows.append(states[b, real[-1]])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("name", ENCODER_IDS)
+def test_num_hidden_states(loaded, name):
+    model, _ = loaded(name)
+    assert num_hidden_states(model.config) == N_STATES
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([[5, 6, 7]]), output_hidden_states=True)
+    assert len(out.hidden_states) == N_STATES
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("how", ["mean", "cls", "last"])
+@pytest.mark.parametrize("name", ENCODER_IDS)
+def test_pooling_matches_a_hand_computation(loaded, name, how, side):
+    model, tok = loaded(name)
+    enc = _inputs(tok, side)
+    mask = enc["attention_mask"]
+    assert (mask == 0).any()  # the batch really is padded
+    if side == "left":
+        assert (mask[:, -1] == 1).all() and (mask[:, 0] == 0).any()
+    with torch.no_grad():
+        states = model(**enc, output_hidden_states=True).hidden_states
+    for layer in (0, -1, 1):
+        head = SentenceEncoder(model, EncoderConfig(pooling=how, layer=layer), latent_size=4)
+        feats = head.features(enc["input_ids"], enc["attention_mask"])
+        assert feats.shape == (len(TEXTS), 1, 64)
+        expected = _hand_pool(states[layer], mask, how)
+        torch.testing.assert_close(feats[:, 0], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ENCODER_IDS)
+def test_mix_features_hold_every_layer_and_start_as_an_average(loaded, name):
+    model, tok = loaded(name)
+    enc = _inputs(tok, "right")
+    head = SentenceEncoder(model, EncoderConfig(layer="mix"), latent_size=4)
+    assert head.feature_shape == (N_STATES, 64)
+    feats = head.features(enc["input_ids"], enc["attention_mask"])
+    assert feats.shape == (len(TEXTS), N_STATES, 64)
+    with torch.no_grad():
+        states = model(**enc, output_hidden_states=True).hidden_states
+    for i in range(N_STATES):
+        torch.testing.assert_close(
+            feats[:, i], _hand_pool(states[i], enc["attention_mask"], "mean")
+        )
+    # Zero logits: the posterior sees the plain average of the layers.
+    seen = _record_head_input(head)
+    head.posterior(feats)
+    torch.testing.assert_close(seen[0], feats.mean(1))
+    assert head.layer_logits.requires_grad
+
+
+def test_pool_on_hand_made_masks():
+    states = torch.arange(2 * 5 * 1, dtype=torch.float32).view(2, 5, 1)
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 1, 1]])
+    assert pool(states, right, "cls").flatten().tolist() == [0.0, 5.0]
+    assert pool(states, right, "last").flatten().tolist() == [2.0, 9.0]
+    assert pool(states, right, "mean").flatten().tolist() == [1.0, 7.0]
+    assert pool(states, left, "cls").flatten().tolist() == [2.0, 6.0]
+    assert pool(states, left, "last").flatten().tolist() == [4.0, 9.0]
+    assert pool(states, left, "mean").flatten().tolist() == [3.0, 7.5]
+    with pytest.raises(ConfigError, match="unknown pooling"):
+        pool(states, right, "max")
+
+
+@pytest.mark.parametrize("layer", [N_STATES, -N_STATES - 1, 99])
+def test_out_of_range_layer_names_the_range(loaded, layer):
+    model, _ = loaded("bert")
+    with pytest.raises(ConfigError) as err:
+        SentenceEncoder(model, EncoderConfig(layer=layer), latent_size=4)
+    msg = str(err.value)
+    assert f"encoder layer {layer} out of range" in msg
+    assert f"-{N_STATES}..{N_STATES - 1}" in msg
+
+
+def test_negative_layers_index_from_the_end(loaded):
+    model, _ = loaded("bert")
+    assert SentenceEncoder(model, EncoderConfig(layer=-1), 4).layers == [N_STATES - 1]
+    assert SentenceEncoder(model, EncoderConfig(layer=-N_STATES), 4).layers == [0]
+
+
+@pytest.mark.parametrize("layer", [-1, "mix"])
+@pytest.mark.parametrize("name", ["bert", "t5"])
+def test_normalize_feeds_unit_vectors_to_the_head(loaded, name, layer):
+    model, tok = loaded(name)
+    enc = _inputs(tok, "right")
+    head = SentenceEncoder(model, EncoderConfig(layer=layer, normalize=True), latent_size=4)
+    seen = _record_head_input(head)
+    mu, logvar = head.posterior(head.features(enc["input_ids"], enc["attention_mask"]))
+    assert mu.shape == logvar.shape == (len(TEXTS), 4)
+    torch.testing.assert_close(seen[0].norm(dim=-1), torch.ones(len(TEXTS)))
+    # Without normalize the head sees the raw (non-unit) features.
+    raw = SentenceEncoder(model, EncoderConfig(layer=layer), latent_size=4)
+    seen = _record_head_input(raw)
+    raw.posterior(raw.features(enc["input_ids"], enc["attention_mask"]))
+    assert not torch.allclose(seen[0].norm(dim=-1), torch.ones(len(TEXTS)))
+
+
+def test_features_carry_no_gradient_but_the_posterior_does(loaded):
+    model, tok = loaded("bert")
+    enc = _inputs(tok, "right")
+    head = SentenceEncoder(model, EncoderConfig(layer="mix"), latent_size=4)
+    feats = head.features(enc["input_ids"], enc["attention_mask"])
+    assert not feats.requires_grad and feats.dtype == torch.float32
+    mu, logvar = head.posterior(feats)
+    (mu.sum() + logvar.sum()).backward()
+    assert head.head.weight.grad is not None and head.layer_logits.grad is not None
+    assert all(p.grad is None for p in model.parameters())

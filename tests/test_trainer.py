@@ -1,0 +1,287 @@
+"""lmvae.trainer: the feature cache, a short real run, atomic checkpoints and gradient clipping."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from accelerate import Accelerator
+from support import CORPUS
+
+from lmvae import LanguageVAE
+from lmvae.config import TrainConfig
+from lmvae.data import split_corpus
+from lmvae.errors import DataError
+from lmvae.trainer import FeatureCache, evaluate, train
+
+ROW_BYTES = 1 * 4 * 4  # one (1, 4) float32 row
+
+
+class Computer:
+    """compute(keys) for FeatureCache that records which keys it was asked for."""
+
+    def __init__(self):
+        self.calls: list[list[int]] = []
+
+    def __call__(self, keys):
+        self.calls.append(list(keys))
+        return torch.stack([torch.full((1, 4), float(k)) for k in keys])
+
+    @property
+    def computed(self):
+        return [k for call in self.calls for k in call]
+
+
+def test_feature_cache_computes_each_key_once():
+    cache, compute = FeatureCache(10**6), Computer()
+    out = cache.get([3, 1, 2], compute)
+    assert out.shape == (3, 1, 4) and out[:, 0, 0].tolist() == [3.0, 1.0, 2.0]
+    out = cache.get([2, 5, 3, 5], compute)
+    assert out[:, 0, 0].tolist() == [2.0, 5.0, 3.0, 5.0]
+    assert compute.calls == [[3, 1, 2], [5, 5]] or compute.calls == [[3, 1, 2], [5]]
+    assert cache.misses == len(compute.computed)
+    cache.get([1, 2, 3], compute)
+    assert len(compute.calls) == 2  # all cached: no call at all
+
+
+def test_feature_cache_respects_its_byte_bound_lru():
+    cache, compute = FeatureCache(2 * ROW_BYTES), Computer()
+    cache.get([0], compute)
+    cache.get([1], compute)
+    cache.get([0], compute)  # touch 0: now 1 is the least recently used
+    cache.get([2], compute)  # evicts 1
+    assert cache._bytes <= 2 * ROW_BYTES
+    assert compute.computed == [0, 1, 2]
+    cache.get([0], compute)
+    assert compute.computed == [0, 1, 2]  # 0 survived
+    cache.get([1], compute)
+    assert compute.computed == [0, 1, 2, 1]  # 1 had been evicted
+    assert cache._bytes <= 2 * ROW_BYTES and len(cache._store) == 2
+    # Stored rows are copies: mutating a result does not corrupt the cache.
+    out = cache.get([0], compute)
+    out.add_(100.0)
+    assert cache.get([0], compute)[0, 0, 0].item() == 0.0
+
+
+@pytest.mark.parametrize("max_bytes", [0, 2 * ROW_BYTES], ids=["no-cache", "batch-over-bound"])
+def test_feature_cache_smaller_than_a_batch_still_returns_features(max_bytes):
+    cache, compute = FeatureCache(max_bytes), Computer()
+    out = cache.get([0, 1, 2], compute)
+    assert out[:, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    assert cache._bytes <= max_bytes
+
+
+# -- a real, short run ----------------------------------------------------------------------------
+
+
+def _config(**kw):
+    base = {
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "eval_decode_sentences": 4,
+        "progress": False,
+        "free_bits": 0.1,
+    }
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def run(make_vae, tmp_path_factory):
+    train_texts, eval_texts = split_corpus(CORPUS, 0.1, 1000, seed=0)
+    vae = make_vae("bert", "llama-gqa", decoder_max_length=12)
+    out = tmp_path_factory.mktemp("run")
+    lines = []
+    result = train(vae, train_texts, eval_texts, _config(), out, log=lines.append)
+    return {
+        "vae": vae,
+        "out": out,
+        "result": result,
+        "lines": lines,
+        "train": train_texts,
+        "eval": eval_texts,
+    }
+
+
+def test_run_writes_best_last_and_history_atomically(run):
+    out = run["out"]
+    assert sorted(os.listdir(out)) == ["best", "history.jsonl", "last"]  # no .tmp / .old left
+    for name in ("best", "last"):
+        files = set(os.listdir(out / name))
+        assert {"config.json", "model.safetensors", "trainer_state.json"} <= files
+        assert not [f for f in files if f.startswith(".") or f.endswith((".tmp", ".bin", ".pt"))]
+        loaded = LanguageVAE.from_pretrained(out / name)
+        assert loaded.latent_size == 8
+    state = json.loads((out / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 2 and state["train_config"]["epochs"] == 2
+    # The final weights are in last/.
+    loaded = LanguageVAE.from_pretrained(out / "last")
+    torch.testing.assert_close(loaded.encode(CORPUS[:3]), run["vae"].encode(CORPUS[:3]))
+
+
+def test_history_records_eval_metrics_and_one_encoder_pass_per_sentence(run):
+    lines = (run["out"] / "history.jsonl").read_text().splitlines()
+    history = [json.loads(line) for line in lines]
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert history == run["result"].history
+    for key in (
+        "eval_bleu",
+        "eval_exact_match",
+        "eval_token_accuracy",
+        "eval_kl",
+        "eval_active_units",
+        "eval_neg_elbo",
+        "train_loss",
+    ):
+        assert all(key in r for r in history), key
+        assert all(isinstance(r[key], float) for r in history), key
+    n_train = len(run["train"])
+    assert history[0]["encoder_passes"] == n_train
+    assert history[1]["encoder_passes"] == n_train  # epoch 2 reused every cached feature
+    assert history[1]["step"] == 2 * -(-n_train // 8)
+    assert all(0.0 <= r["eval_token_accuracy"] <= 1.0 for r in history)
+    assert len(run["lines"]) == 2 and run["lines"][0].startswith("epoch 1")
+    best = run["result"].best_epoch
+    assert history[best - 1]["eval_neg_elbo"] == min(r["eval_neg_elbo"] for r in history)
+
+
+def test_evaluate_metrics(run):
+    with_decoding = evaluate(run["vae"], run["eval"], decode_sentences=2)
+    without = evaluate(run["vae"], run["eval"], decode_sentences=0)
+    assert {"recon_nll", "kl", "neg_elbo", "perplexity", "token_accuracy"} <= set(without)
+    assert "bleu" not in without and "bleu" in with_decoding
+    assert without["neg_elbo"] == pytest.approx(without["recon_nll"] + without["kl"])
+    assert without["recon_nll"] == pytest.approx(with_decoding["recon_nll"])
+    assert not run["vae"].training  # evaluate restores the mode
+
+
+def test_train_without_sentences_is_a_data_error(make_vae):
+    with pytest.raises(DataError, match="no training sentences"):
+        train(make_vae("bert", "gpt2"), [], config=_config())
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(make_vae, tmp_path, monkeypatch):
+    vae = make_vae("bert", "gpt2", decoder_max_length=8)
+    calls = {"n": 0}
+    original = LanguageVAE.save_pretrained
+
+    def flaky(self, directory, bundle_backbones=False):
+        calls["n"] += 1
+        if calls["n"] >= 3:  # epoch 1 wrote best/ and last/; epoch 2's saves fail midway
+            original(self, directory)
+            raise OSError("disk full")
+        return original(self, directory, bundle_backbones)
+
+    monkeypatch.setattr(LanguageVAE, "save_pretrained", flaky)
+    config = _config(eval_decode_sentences=0)
+    with pytest.raises(OSError, match="disk full"):
+        train(vae, CORPUS[:16], CORPUS[16:20], config, tmp_path)
+    state = json.loads((tmp_path / "last" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1
+    LanguageVAE.from_pretrained(tmp_path / "last")  # still a complete, loadable model
+
+
+def test_gradients_are_clipped_after_backward(make_vae, monkeypatch):
+    vae = make_vae("bert", "gpt2", decoder_max_length=8)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    seen = []
+    original = Accelerator.clip_grad_norm_
+
+    def spy(self, parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        had_grads = all(p.grad is not None for p in params)
+        result = original(self, parameters, max_norm, *args, **kwargs)
+        norm = torch.norm(torch.stack([p.grad.norm() for p in params])).item()
+        seen.append((had_grads, float(result), norm, max_norm))
+        return result
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", spy)
+    config = _config(epochs=1, max_grad_norm=1e-3)
+    train(vae, CORPUS[:16], [], config)
+    assert len(seen) == 2  # one per optimiser step (16 sentences / batch 8)
+    for had_grads, before, after, max_norm in seen:
+        assert had_grads  # called after backward
+        assert before > max_norm  # the raw norm really needed clipping
+        assert after <= max_norm * (1 + 1e-4)
+
+    seen.clear()
+    train(vae, CORPUS[:16], [], _config(epochs=1, max_grad_norm=0.0))
+    assert seen == []  # 0 disables clipping
+
+
+def test_tiny_max_grad_norm_bounds_the_first_update(make_vae):
+    """AdamW's first step is lr * g / (|g| + eps): with gradients clipped far below eps the
+    update is far below lr, while without clipping it is about lr per weight."""
+
+    def first_update(max_grad_norm):
+        vae = make_vae("bert", "gpt2", decoder_max_length=8)
+        before = {k: v.clone() for k, v in vae.trainable_state_dict().items()}
+        config = _config(
+            epochs=1,
+            batch_size=16,
+            max_grad_norm=max_grad_norm,
+            warmup_ratio=0.0,
+            lr_schedule="constant",
+        )
+        train(vae, CORPUS[:16], [], config)
+        after = vae.trainable_state_dict()
+        return max((after[k] - v).abs().max().item() for k, v in before.items())
+
+    assert first_update(1e-12) < 1e-3 * 3e-3
+    assert first_update(0.0) > 0.5 * 3e-3
+
+
+def _interrupt_after_epoch_one(monkeypatch):
+    original = LanguageVAE.save_pretrained
+    calls = {"n": 0}
+
+    def flaky(self, directory, bundle_backbones=False):
+        calls["n"] += 1
+        if calls["n"] >= 3:
+            raise KeyboardInterrupt
+        return original(self, directory, bundle_backbones)
+
+    monkeypatch.setattr(LanguageVAE, "save_pretrained", flaky)
+
+
+def test_resumed_run_repeats_the_uninterrupted_one(make_vae, tmp_path, monkeypatch):
+    train_texts, eval_texts = CORPUS[:20], CORPUS[20:24]
+    config = _config(eval_decode_sentences=0)
+
+    def fresh():
+        return make_vae("bert", "qwen2", decoder_max_length=10)
+
+    full = fresh()
+    train(full, train_texts, eval_texts, config, tmp_path / "full")
+
+    with monkeypatch.context() as m:
+        _interrupt_after_epoch_one(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(fresh(), train_texts, eval_texts, config, tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "last" / "trainer_state.json").read_text())["epoch"] == 1
+
+    resumed = fresh()
+    result = train(resumed, train_texts, eval_texts, config, tmp_path / "cut", resume=True)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    for k, v in full.trainable_state_dict().items():
+        torch.testing.assert_close(resumed.trainable_state_dict()[k], v, msg=k)
+
+    def history(run):
+        lines = (tmp_path / run / "history.jsonl").read_text().splitlines()
+        drop = ("train_seconds", "train_sents_per_s", "encoder_passes")
+        return [{k: v for k, v in json.loads(x).items() if k not in drop} for x in lines]
+
+    assert [r["epoch"] for r in history("cut")] == [1, 2]
+    for a, b in zip(history("cut"), history("full"), strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_gradient_accumulation_steps_at_every_epoch_end(make_vae):
+    vae = make_vae("bert", "gpt2", decoder_max_length=8)
+    config = _config(batch_size=4, gradient_accumulation_steps=2, eval_decode_sentences=0)
+    result = train(vae, CORPUS[:20], [], config)  # 5 batches per epoch
+    assert [r["step"] for r in result.history] == [3, 6]
