@@ -205,8 +205,9 @@ def train(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
         f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
     )
-    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
+    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
     log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
 
 

@@ -103,23 +103,26 @@ def evaluate(
     texts: Sequence[str],
     batch_size: int = 64,
     decode_sentences: int = 200,
+    features: Callable[[list[int]], Tensor] | None = None,
 ) -> dict[str, float]:
     """Held-out figures with z = posterior mean: reconstruction NLL and KL per sentence (beta 1,
     no free bits, so epochs compare), token accuracy, active units, and greedy-decoding BLEU-4 /
-    exact match on the first ``decode_sentences`` texts."""
+    exact match on the first ``decode_sentences`` texts.
+
+    ``features`` maps text indices to frozen encoder features (a trainer's cache), so that
+    repeated evaluations do not run the encoder again.
+    """
     was_training = model.training
     model.eval()
     nll = kl = tokens = correct = 0.0
     mus = []
     for i in range(0, len(texts), batch_size):
         chunk = texts[i : i + batch_size]
-        enc = model.encoder_inputs(chunk)
-        out = model(
-            **model.decoder_inputs(chunk),
-            encoder_input_ids=enc["input_ids"],
-            encoder_attention_mask=enc["attention_mask"],
-            sample=False,
-        )
+        if features is not None:
+            feats = features(list(range(i, i + len(chunk))))
+        else:
+            feats = model.features(**model.encoder_inputs(chunk))
+        out = model(**model.decoder_inputs(chunk), features=feats, sample=False)
         nll += float(out.tokens.nll.sum())
         tokens += float(out.tokens.num_tokens.sum())
         correct += float(out.tokens.num_correct.sum())
@@ -136,7 +139,7 @@ def evaluate(
     }
     if decode_sentences > 0:
         refs = list(texts[:decode_sentences])
-        hyps = model.reconstruct(refs, batch_size=batch_size)
+        hyps = model.decode(torch.cat(mus)[: len(refs)], batch_size=batch_size)
         metrics.update(reconstruction_metrics(hyps, refs))
     model.train(was_training)
     return metrics
@@ -213,11 +216,18 @@ def train(
     if empty:
         raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
     cache = FeatureCache(config.feature_cache_mb * 2**20)
+    eval_cache = FeatureCache(config.feature_cache_mb * 2**20)
 
-    def compute_features(indices: list[int]) -> Tensor:
-        texts = [train_texts[i] for i in indices]
-        enc = tokenize_encoder(model.encoder_tokenizer, texts, model.config.encoder.max_length)
-        return model.features(**_device_batch(model, enc))
+    def feature_source(texts: list[str], store: FeatureCache) -> Callable[[list[int]], Tensor]:
+        def compute(indices: list[int]) -> Tensor:
+            chunk = [texts[i] for i in indices]
+            enc = tokenize_encoder(model.encoder_tokenizer, chunk, model.config.encoder.max_length)
+            return model.features(**_device_batch(model, enc))
+
+        return lambda indices: store.get(indices, compute)
+
+    train_features = feature_source(train_texts, cache)
+    eval_features = feature_source(eval_texts, eval_cache)
 
     order_gen = torch.Generator()
     loader = torch.utils.data.DataLoader(
@@ -293,7 +303,7 @@ def train(
             )
             no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
             with no_sync, accelerator.autocast():
-                features = cache.get(indices, compute_features)
+                features = train_features(indices)
                 batch = collate_decoder(
                     [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
                 )
@@ -348,6 +358,7 @@ def train(
                 eval_texts,
                 batch_size=max(config.batch_size, 64),
                 decode_sentences=config.eval_decode_sentences,
+                features=eval_features,
             )
             record.update({f"eval_{k}": v for k, v in metrics.items()})
             score = metrics["neg_elbo"]
