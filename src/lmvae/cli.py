@@ -199,7 +199,7 @@ def train(
         train_texts, eval_texts = split_corpus(
             texts, eval_fraction, train_cfg.max_eval_sentences, seed
         )
-    model = LanguageVAE.from_config(vae_cfg)
+    model = LanguageVAE.from_config(vae_cfg, seed=seed)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     log(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "

@@ -53,12 +53,17 @@ class LanguageVAE(nn.Module):
         encoder_tokenizer: PreTrainedTokenizerBase,
         decoder: PreTrainedModel,
         decoder_tokenizer: PreTrainedTokenizerBase,
+        seed: int = 0,
     ):
         super().__init__()
         config.validate()
         self.config = config
-        self.encoder = SentenceEncoder(encoder, config.encoder, config.latent_size)
-        self.decoder = LatentDecoder(decoder, config.decoder, config.latent_size)
+        # The trainable heads start from `seed` whatever the global RNG went through before
+        # (loading backbones draws from it), so the same call builds the same model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.encoder = SentenceEncoder(encoder, config.encoder, config.latent_size)
+            self.decoder = LatentDecoder(decoder, config.decoder, config.latent_size)
         self.encoder_tokenizer = encoder_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         tok = decoder_tokenizer
@@ -70,21 +75,23 @@ class LanguageVAE(nn.Module):
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_backbones(
-        cls, encoder: str, decoder: str, latent_size: int = 32, **kwargs: Any
+        cls, encoder: str, decoder: str, latent_size: int = 32, seed: int = 0, **kwargs: Any
     ) -> LanguageVAE:
         """A fresh VAE from an encoder and a decoder name (hub id or folder).
 
         Keyword options go to :meth:`VAEConfig.create`, e.g. ``encoder_layer=0``,
         ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_rank=64``.
         """
-        return cls.from_config(VAEConfig.create(encoder, decoder, latent_size, **kwargs))
+        return cls.from_config(VAEConfig.create(encoder, decoder, latent_size, **kwargs), seed=seed)
 
     @classmethod
-    def from_config(cls, config: VAEConfig, base_dir: str | Path | None = None) -> LanguageVAE:
-        """Load the backbones a config names and build untrained heads around them."""
+    def from_config(
+        cls, config: VAEConfig, base_dir: str | Path | None = None, seed: int = 0
+    ) -> LanguageVAE:
+        """Load the backbones a config names and build untrained heads (seeded) around them."""
         enc, enc_tok = load_encoder(config.encoder.backbone, base_dir)
         dec, dec_tok = load_decoder(config.decoder.backbone, base_dir)
-        model = cls(config, enc, enc_tok, dec, dec_tok)
+        model = cls(config, enc, enc_tok, dec, dec_tok, seed=seed)
         model.base_dir = str(base_dir) if base_dir is not None else None
         return model
 

@@ -19,7 +19,7 @@ from lmvae.trainer import train
 
 #: VAE settings of the demo; measured in docs/benchmarks.md.
 DEMO_LATENT = 32
-DEMO_EPOCHS = 12
+DEMO_EPOCHS = 16
 
 
 def build_demo_model(
