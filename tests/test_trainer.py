@@ -285,3 +285,25 @@ def test_gradient_accumulation_steps_at_every_epoch_end(make_vae):
     config = _config(batch_size=4, gradient_accumulation_steps=2, eval_decode_sentences=0)
     result = train(vae, CORPUS[:20], [], config)  # 5 batches per epoch
     assert [r["step"] for r in result.history] == [3, 6]
+
+
+@pytest.mark.parametrize(
+    ("metric", "pick"),
+    [("loss", min), ("neg_elbo", min), ("recon_nll", min), ("bleu", max)],
+)
+def test_best_checkpoint_follows_the_chosen_metric(make_vae, tmp_path, metric, pick):
+    train_texts, eval_texts = split_corpus(CORPUS, 0.1, 1000, seed=0)
+    vae = make_vae("bert", "gpt2", decoder_max_length=12)
+    result = train(vae, train_texts, eval_texts, _config(epochs=4, best_metric=metric), tmp_path)
+    scores = [r[f"eval_{metric}"] for r in result.history]
+    assert result.best_epoch == scores.index(pick(scores)) + 1
+    state = json.loads((tmp_path / "best" / "trainer_state.json").read_text())
+    assert state["epoch"] == result.best_epoch
+
+
+def test_eval_loss_floors_the_kl_per_dimension(run):
+    metrics = evaluate(run["vae"], run["eval"], decode_sentences=0, free_bits=5.0, beta=0.5)
+    # Every dimension's KL is far below 5 nats here, so the floor replaces all of them.
+    assert metrics["loss"] == pytest.approx(metrics["recon_nll"] + 0.5 * 5.0 * 8)
+    plain = evaluate(run["vae"], run["eval"], decode_sentences=0)
+    assert plain["loss"] == pytest.approx(plain["neg_elbo"], rel=1e-5)

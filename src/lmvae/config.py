@@ -200,6 +200,10 @@ class TrainConfig:
     eval_fraction: float = 0.1
     #: Upper bound on held-out sentences, so evaluation stays cheap on large corpora.
     max_eval_sentences: int = 1000
+    #: Held-out figure that picks the best checkpoint: "loss" (the training objective at
+    #: beta_max with free bits; it does not punish the KL the free bits allow, as "neg_elbo"
+    #: does), "neg_elbo", "recon_nll", "bleu" or "exact_match".
+    best_metric: str = "loss"
     #: Number of eval sentences decoded greedily for BLEU / exact match each epoch.
     eval_decode_sentences: int = 200
     seed: int = 0
@@ -240,6 +244,14 @@ class TrainConfig:
                 f"eval_fraction must be in [0, 1), got {self.eval_fraction}",
             ),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1"),
+            (
+                self.best_metric in ("loss", "neg_elbo", "recon_nll", "bleu", "exact_match"),
+                f"unknown best_metric {self.best_metric!r}",
+            ),
+            (
+                self.best_metric not in ("bleu", "exact_match") or self.eval_decode_sentences > 0,
+                f"best_metric {self.best_metric!r} needs eval_decode_sentences > 0",
+            ),
         ]
         for ok, msg in checks:
             if not ok:

@@ -40,6 +40,7 @@ from lmvae.model import LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss
 
 TRAINER_STATE = "trainer_state.json"
+HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
 HISTORY = "history.jsonl"
 
 
@@ -104,17 +105,21 @@ def evaluate(
     batch_size: int = 64,
     decode_sentences: int = 200,
     features: Callable[[list[int]], Tensor] | None = None,
+    free_bits: float = 0.0,
+    beta: float = 1.0,
 ) -> dict[str, float]:
     """Held-out figures with z = posterior mean: reconstruction NLL and KL per sentence (beta 1,
     no free bits, so epochs compare), token accuracy, active units, and greedy-decoding BLEU-4 /
     exact match on the first ``decode_sentences`` texts.
 
     ``features`` maps text indices to frozen encoder features (a trainer's cache), so that
-    repeated evaluations do not run the encoder again.
+    repeated evaluations do not run the encoder again.  ``loss`` is the training objective at
+    ``beta`` with the ``free_bits`` floor on the held-out set's per-dimension KL.
     """
     was_training = model.training
     model.eval()
-    nll = kl = tokens = correct = 0.0
+    nll = tokens = correct = 0.0
+    kl_dims = torch.zeros(model.latent_size, device=model.device)
     mus = []
     for i in range(0, len(texts), batch_size):
         chunk = texts[i : i + batch_size]
@@ -126,10 +131,13 @@ def evaluate(
         nll += float(out.tokens.nll.sum())
         tokens += float(out.tokens.num_tokens.sum())
         correct += float(out.tokens.num_correct.sum())
-        kl += float(out.kl_per_dim.sum())
+        kl_dims += out.kl_per_dim.sum(0)
         mus.append(out.mu)
     n = len(texts)
+    kl_dims = kl_dims / n
+    kl = float(kl_dims.sum()) * n
     metrics = {
+        "loss": nll / n + beta * float(kl_dims.clamp_min(free_bits).sum()),
         "recon_nll": nll / n,
         "kl": kl / n,
         "neg_elbo": (nll + kl) / n,
@@ -182,10 +190,11 @@ def train(
 ) -> TrainResult:
     """Train the model's heads in place and return the per-epoch history.
 
-    ``out_dir`` receives ``best/`` (lowest held-out negative ELBO, or the last epoch without an
-    eval split), ``last/`` (with optimizer state) and ``history.jsonl``.  With ``resume=True``
-    an interrupted run continues from ``out_dir/last`` after its last finished epoch; shuffling
-    and sampling are seeded per epoch, so a resumed run repeats the uninterrupted one.
+    ``out_dir`` receives ``best/`` (best held-out ``config.best_metric``, or the last epoch
+    without an eval split), ``last/`` (with optimizer state) and ``history.jsonl``.  With
+    ``resume=True`` an interrupted run continues from ``out_dir/last`` after its last finished
+    epoch; shuffling and sampling are seeded per epoch, so a resumed run repeats the
+    uninterrupted one.
     """
     config = config or TrainConfig()
     config.validate()
@@ -359,9 +368,13 @@ def train(
                 batch_size=max(config.batch_size, 64),
                 decode_sentences=config.eval_decode_sentences,
                 features=eval_features,
+                free_bits=config.free_bits,
+                beta=config.beta_max,
             )
             record.update({f"eval_{k}": v for k, v in metrics.items()})
-            score = metrics["neg_elbo"]
+            score = metrics[config.best_metric]
+            if config.best_metric in HIGHER_IS_BETTER:
+                score = -score
         else:
             score = -epoch  # no eval split: the latest epoch counts as best
         result.history.append(record)
