@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(PEER / "data" / "sentences.txt"))
     ap.add_argument("--reference", default=str(PEER / "results" / "bench_bert_run1.json"))
     ap.add_argument("--eval-size", type=int, default=200)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--latent", type=int, default=32)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
