@@ -142,3 +142,49 @@ def test_replace_directory(tmp_path):
     (tmp_path / "again").mkdir()
     replace_directory(tmp_path / "again", tmp_path / "fresh")  # no previous target
     assert sorted(os.listdir(tmp_path)) == ["fresh", "target"]
+
+
+class _FakeHub:
+    """Stands in for the Hub: keeps what is uploaded, serves it back as a snapshot."""
+
+    def __init__(self, root):
+        self.root = root
+        self.created = []
+
+    def api(self, token=None):
+        hub = self
+
+        class Api:
+            def create_repo(self, repo_id, private=None, exist_ok=False):
+                hub.created.append((repo_id, private, exist_ok))
+
+            def upload_folder(self, repo_id, folder_path, commit_message):
+                shutil.copytree(folder_path, hub.root / repo_id, dirs_exist_ok=True)
+                return f"https://hub.example/{repo_id}/commit/1"
+
+        return Api()
+
+    def snapshot_download(self, repo_id, revision=None):
+        path = self.root / repo_id
+        if not path.is_dir():
+            raise OSError(f"{repo_id} not found")
+        return str(path)
+
+
+def test_push_to_hub_bundles_local_backbones_and_loads_back(make_vae, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    hub = _FakeHub(tmp_path / "hub")
+    monkeypatch.setattr(huggingface_hub, "HfApi", hub.api)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
+    vae = make_vae("bert", "gpt2").eval()
+    url = vae.push_to_hub("someone/tiny-vae", private=True)
+    assert url.endswith("/commit/1")
+    assert hub.created == [("someone/tiny-vae", True, True)]
+    uploaded = tmp_path / "hub" / "someone" / "tiny-vae"
+    # The backbones are local folders nobody else can reach, so they travel with the model.
+    assert {"config.json", "model.safetensors", "encoder", "decoder"} <= set(os.listdir(uploaded))
+    config = json.loads((uploaded / "config.json").read_text())
+    assert config["encoder"]["backbone"]["name_or_path"] == "encoder"
+    loaded = LanguageVAE.from_pretrained("someone/tiny-vae")
+    torch.testing.assert_close(loaded.encode(TEXTS), vae.encode(TEXTS))
