@@ -37,9 +37,7 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
             texts = _read_text(path).split("\n")
     elif path.exists():
         raise DataError(f"{source} is not a file")
-    elif str(source).endswith((".txt", ".jsonl", ".json", ".csv", ".tsv")) or "/" not in str(
-        source
-    ):
+    elif path.suffix.lower() in (".txt", ".jsonl", ".json", ".csv", ".tsv") or path.is_absolute():
         raise DataError(f"corpus file {source} does not exist")
     else:
         texts = _read_hf_dataset(str(source), text_field, split)
@@ -106,7 +104,8 @@ def _read_hf_dataset(name: str, field: str, split: str) -> list[str]:
         import datasets
     except ImportError:
         raise DataError(
-            f"{name} is not a file; to read a Hugging Face dataset install `datasets`"
+            f"corpus {name} does not exist as a file; to read it as a Hugging Face dataset, "
+            "install `datasets` (pip install 'lmvae[datasets]')"
         ) from None
     try:
         ds = datasets.load_dataset(name, split=split)
