@@ -83,60 +83,10 @@ ENCODER_IDS = ["bert", "t5", "mpnet", "bart", "gpt2-enc", "llama-enc"]
 # Tokenizers
 
 
-def _own_decoder_tokenizer(texts):
-    """Fallback word-level decoder tokenizer (<|endoftext|> = bos = eos = pad)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    pre = pre_tokenizers.Whitespace()
-    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(t)})
-    vocab = {tok: i for i, tok in enumerate(["<|endoftext|>", "<unk>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        model_max_length=MAX_POSITIONS,
-    )
-
-
-def _own_encoder_tokenizer(texts):
-    """Fallback BERT-style word-level tokenizer with [CLS] ... [SEP] and [PAD] = 0."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    pre = pre_tokenizers.BertPreTokenizer()
-    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(t.lower())})
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {tok: i for i, tok in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=MAX_POSITIONS,
-    )
-
-
 def make_decoder_tokenizer(texts=CORPUS):
-    try:
-        from lmvae.demo.backbones import build_decoder_tokenizer
-    except Exception:  # the demo helpers are optional for the core tests
-        return _own_decoder_tokenizer(texts)
+    """Word-level decoder tokenizer (<|endoftext|> = bos = eos = pad), as the demo builds it."""
+    from lmvae.demo.backbones import build_decoder_tokenizer
+
     return build_decoder_tokenizer(texts)
 
 
@@ -173,10 +123,9 @@ def qwen2_tokenizer(texts=CORPUS):
 
 
 def make_encoder_tokenizer(texts=CORPUS):
-    try:
-        from lmvae.demo.backbones import build_encoder_tokenizer
-    except Exception:
-        return _own_encoder_tokenizer(texts)
+    """BERT-style WordPiece tokenizer with [CLS] ... [SEP] and [PAD] = 0, as the demo builds it."""
+    from lmvae.demo.backbones import build_encoder_tokenizer
+
     return build_encoder_tokenizer(texts)
 
 
