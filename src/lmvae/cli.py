@@ -303,16 +303,12 @@ def generate(
     threads: ThreadsOpt = None,
 ) -> None:
     """Decode sentences from latents drawn from the prior N(0, I)."""
-    import torch
-
     _set_threads(threads)
     if n < 1:
         raise LmvaeError(f"--n must be >= 1, got {n}")
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
     vae = _load(model, device)
-    z = torch.randn(n, vae.latent_size, generator=torch.Generator().manual_seed(seed))
-    gen = torch.Generator(device=vae.device).manual_seed(seed)
-    texts = vae.decode(z, gen_cfg, generator=gen)
+    texts = vae.sample_prior(n, seed=seed, generation=gen_cfg)
     _emit([{"text": t} for t in texts], fmt, text_key="text")
 
 

@@ -240,14 +240,20 @@ class LanguageVAE(nn.Module):
             self.encode(texts, sample=sample, generator=generator), generator=generator, **kwargs
         )
 
-    def sample_prior(self, n: int, seed: int | None = None, **kwargs: Any) -> list[str]:
-        """n sentences decoded from z ~ N(0, I)."""
+    def sample_prior(
+        self,
+        n: int,
+        seed: int | None = None,
+        generation: GenerationConfig | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """n sentences decoded from z ~ N(0, I); ``seed`` fixes both z and any sampling."""
         # Without a seed, draw from torch's global RNG so torch.manual_seed governs the result.
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.latent_size, generator=generator)
-        if kwargs.get("strategy") == "sample" and seed is not None:
+        if seed is not None:
             kwargs.setdefault("generator", torch.Generator(device=self.device).manual_seed(seed))
-        return self.decode(z, **kwargs)
+        return self.decode(z, generation=generation, **kwargs)
 
     def interpolate(
         self, start: str, end: str, steps: int = 5, mode: str = "linear", **kwargs: Any

@@ -33,7 +33,7 @@ from lmvae.checkpoint import (
     save_optimizer,
 )
 from lmvae.config import TrainConfig
-from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
+from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import LanguageVAE
@@ -229,9 +229,7 @@ def train(
 
     def feature_source(texts: list[str], store: FeatureCache) -> Callable[[list[int]], Tensor]:
         def compute(indices: list[int]) -> Tensor:
-            chunk = [texts[i] for i in indices]
-            enc = tokenize_encoder(model.encoder_tokenizer, chunk, model.config.encoder.max_length)
-            return model.features(**_device_batch(model, enc))
+            return model.features(**model.encoder_inputs([texts[i] for i in indices]))
 
         return lambda indices: store.get(indices, compute)
 
@@ -408,8 +406,7 @@ def train(
 
 def _scheduler_state(scheduler) -> dict[str, Any]:
     """The JSON-able part of a LambdaLR state (its lambdas are rebuilt from the config)."""
-    raw = getattr(scheduler, "scheduler", scheduler)
-    return {k: v for k, v in raw.state_dict().items() if k != "lr_lambdas"}
+    return {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
 
 
 def _format_record(record: dict[str, Any]) -> str:
