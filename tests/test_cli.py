@@ -216,3 +216,47 @@ def test_error_bad_generation_options(run, capsys):
     _one_error_line(capsys, code, "temperature")
     code = main(["interpolate", run["best"], "a", "b", "--steps", "1"])
     _one_error_line(capsys, code, "at least 2 steps")
+
+
+def test_probe_writes_report_with_training_curves(run, capsys, tmp_path):
+    from lmvae.probes.records import load_probe_data
+
+    demo = load_probe_data("demo").subset(range(60))
+    data = tmp_path / "probe.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "labels": r, "template": k}) + "\n"
+            for t, r, k in zip(demo.texts, demo.roles, demo.labels["template"], strict=True)
+        )
+    )
+    out = tmp_path / "report"
+    argv = ["probe", run["best"], "--data", str(data), "--out", str(out),
+            "--probes", "traversal,clusters,properties", "--maps", "pca"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out / "report.html")
+    assert "report written" in captured.err
+    results = json.loads((out / "report.json").read_text())
+    assert results["meta"]["probes"] == ["traversal", "clusters", "properties"]
+    assert [r["epoch"] for r in results["training"]] == [1]  # found next to best/
+    assert set(results["clusters"]["coords"]) == {"pca"}
+    assert {"clusters_pca.png", "clusters_pca.html"} <= set(os.listdir(out))
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--probes", "nope"], "unknown probe 'nope'"),
+        (["--probes", "sts"], "needs a file of sentence pairs"),
+        (["--maps", "lda"], "unknown projection 'lda'"),
+        (["--sts", "/nonexistent/pairs.tsv"], "STS file not found"),
+    ],
+)
+def test_probe_errors(run, capsys, tmp_path, extra, fragment):
+    argv = ["probe", run["best"], "--data", str(run["data"]), "--out", str(tmp_path / "r")]
+    _one_error_line(capsys, main([*argv, *extra]), fragment)
+
+
+def test_probe_missing_data(run, capsys, tmp_path):
+    code = main(["probe", run["best"], "--data", str(tmp_path / "none.jsonl")])
+    _one_error_line(capsys, code, "probe data not found")

@@ -352,6 +352,77 @@ def demo(
     run_demo(out_dir=out, epochs=epochs, seed=seed, progress=progress)
 
 
+@app.command()
+def probe(
+    model: Annotated[str, typer.Argument(help="Trained model folder or hub id.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Probe sentences: .txt, .jsonl (text + per-word 'labels' + sentence labels), "
+            ".csv/.tsv, or 'demo' for the bundled demo corpus."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder (report.html, report.json, maps).")] = (
+        Path("report")
+    ),
+    probes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated probes or 'all': reconstruction, traversal, interpolation, "
+            "arithmetic, disentanglement, clusters, properties, sts."
+        ),
+    ] = "all",
+    sts: Annotated[
+        Path | None, typer.Option(help="Sentence pairs with gold scores (s1, s2, score).")
+    ] = None,
+    vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="word2vec text file for interpolation smoothness (default: the "
+            "decoder's token embeddings)."
+        ),
+    ] = None,
+    color_by: Annotated[
+        str | None, typer.Option(help="Sentence label that colours the cluster maps.")
+    ] = None,
+    maps: Annotated[str, typer.Option(help="Projections for the cluster maps.")] = "pca,tsne,umap",
+    max_sentences: Annotated[int, typer.Option(help="Probe at most this many sentences.")] = 2000,
+    text_field: Annotated[str, typer.Option(help="Text field of JSONL/CSV data.")] = "text",
+    labels_field: Annotated[str, typer.Option(help="Per-word label field of JSONL data.")] = (
+        "labels"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Probe a trained model's latent space and write an HTML + JSON report."""
+    from lmvae.probes.records import load_probe_data
+    from lmvae.probes.report import find_history, run_probes, write_report
+
+    _set_threads(threads)
+    chosen = [p.strip() for p in probes.split(",") if p.strip()]
+    records = load_probe_data(data, text_field=text_field, roles_field=labels_field)
+    vae = _load(model, device)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    results = run_probes(
+        vae,
+        records,
+        chosen,
+        max_sentences=max_sentences,
+        methods=[m.strip() for m in maps.split(",") if m.strip()],
+        color_by=color_by,
+        sts=sts,
+        vectors=vectors,
+        history=find_history(model) if Path(model).is_dir() else None,
+        seed=seed,
+        meta={"model": model, "data": data},
+        log=say,
+    )
+    report = write_report(results, out)
+    say(f"report written to {report} ({sum(results['timings'].values()):.0f} s of probing)")
+    print(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning lmvae's own errors into one line on stderr."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
