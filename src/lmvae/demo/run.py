@@ -71,4 +71,5 @@ def run_demo(
         say(f"  {i / 5:.1f}  {text}")
     say(f"\nmodel saved in {result.best_dir}; total {time.perf_counter() - started:.0f} s")
     say(f"try: lmvae reconstruct {result.best_dir} --data sentences.txt --format jsonl")
+    say(f"     lmvae probe {result.best_dir} --data demo --out report/")
     return result.best_dir
