@@ -17,6 +17,8 @@ from lmvae.errors import ConfigError
 
 Pooling = Literal["mean", "cls", "last"]
 LayerChoice = int | Literal["mix"]
+Injection = Literal["prefix", "per_position", "memory"]
+INJECTIONS = ("prefix", "per_position", "memory")
 
 
 @dataclass
@@ -59,6 +61,11 @@ class DecoderConfig:
     rank: int = 0
     #: Also add a projection of z to every input embedding (Optimus-style).
     embed_injection: bool = False
+    #: How z reaches the attention layers: "prefix" (``num_slots`` K/V slots every position
+    #: attends to), "per_position" (one slot per position up to ``max_length``; position t
+    #: attends to slots 0..t, as the reference langvae does) or "memory" (Optimus: one vector
+    #: per layer used as both key and value, plus z added to every input embedding).
+    injection: Injection = "prefix"
     #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
     max_length: int = 64
 
@@ -131,6 +138,11 @@ class VAEConfig:
         for name, n in (("encoder", self.encoder.max_length), ("decoder", self.decoder.max_length)):
             if n < 2:
                 raise ConfigError(f"{name} max_length must be >= 2, got {n}")
+        if self.decoder.injection not in INJECTIONS:
+            raise ConfigError(
+                f"unknown decoder injection {self.decoder.injection!r}: use "
+                + ", ".join(INJECTIONS)
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

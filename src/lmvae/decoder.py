@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
-from lmvae.cache import kv_shape, position_ids, prefix_attention_mask, prefix_cache
+from lmvae.cache import (
+    causal_slot_mask,
+    kv_shape,
+    position_ids,
+    prefix_attention_mask,
+    prefix_cache,
+)
 from lmvae.config import DecoderConfig
 from lmvae.injection import LatentInjector
 
@@ -49,8 +55,14 @@ class LatentDecoder(nn.Module):
         self.lm = lm
         self.config = config
         self.kv_shape = kv_shape(lm.config)
+        slots = config.max_length if config.injection == "per_position" else config.num_slots
         self.injector = LatentInjector(
-            latent_size, self.kv_shape, config.num_slots, config.rank, config.embed_injection
+            latent_size,
+            self.kv_shape,
+            slots,
+            config.rank,
+            config.embed_injection,
+            config.injection,
         )
         text_config = lm.config.get_text_config(decoder=True)
         # Heads that post-process logits beyond the output embedding; each quirk is tested.
@@ -104,14 +116,32 @@ class LatentDecoder(nn.Module):
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
         kv, offset = self.injector(z)
         dtype = self.lm.get_input_embeddings().weight.dtype
-        return prefix_cache(kv.to(dtype), self.lm.config), offset
+        # Per-position slots need every layer to keep every slot, so their cache is built
+        # without the config's sliding-window layers (which would drop old slots).
+        config = None if self.injector.causal_slots else self.lm.config
+        return prefix_cache(kv.to(dtype), config), offset
+
+    @property
+    def num_slots(self) -> int:
+        """Injected K/V slots per layer."""
+        return self.injector.num_slots
+
+    def _attention(self, mask: Tensor, positions: Tensor) -> Tensor:
+        """The mask the LM gets: the 2-D slots + tokens mask, or for per-position injection the
+        4-D mask that hides slots of later positions."""
+        if not self.injector.causal_slots:
+            return mask
+        impl = getattr(self.lm.config, "_attn_implementation", None)
+        dtype = self.lm.get_input_embeddings().weight.dtype
+        return causal_slot_mask(mask, positions, self.num_slots, impl, dtype)
 
     # -- training -----------------------------------------------------------------------------
     def hidden_states(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Teacher-forced last hidden states (B, T, H) of the LM given z."""
         cache, offset = self.prefix(z)
-        mask = prefix_attention_mask(attention_mask, self.config.num_slots)
-        return self._run(input_ids, mask, position_ids(attention_mask), cache, offset)
+        positions = position_ids(attention_mask)
+        mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
+        return self._run(input_ids, mask, positions, cache, offset)
 
     def token_loss(
         self, z: Tensor, input_ids: Tensor, attention_mask: Tensor, labels: Tensor
@@ -135,7 +165,7 @@ class LatentDecoder(nn.Module):
     def start(self, z: Tensor) -> DecodingState:
         """A decoding state holding only the injected prefix."""
         cache, offset = self.prefix(z)
-        mask = torch.ones(z.shape[0], self.config.num_slots, dtype=torch.long, device=z.device)
+        mask = torch.ones(z.shape[0], self.num_slots, dtype=torch.long, device=z.device)
         return DecodingState(cache, mask, offset, 0)
 
     def step(self, input_ids: Tensor, state: DecodingState) -> Tensor:
@@ -150,8 +180,7 @@ class LatentDecoder(nn.Module):
         positions = torch.full(
             (batch, 1), state.position, dtype=torch.long, device=input_ids.device
         )
-        hidden = self._run(
-            input_ids, state.attention_mask, positions, state.cache, state.embed_offset
-        )
+        mask = self._attention(state.attention_mask, positions)
+        hidden = self._run(input_ids, mask, positions, state.cache, state.embed_offset)
         state.position += 1
         return self.logits(hidden[:, -1]).float()
