@@ -48,6 +48,15 @@ class EncoderConfig:
     normalize: bool = False
     #: Encoder input length in tokens; longer inputs are truncated.
     max_length: int = 64
+    #: Rank of LoRA adapters (PEFT) on the encoder; 0 leaves it frozen.  They only matter when a
+    #: layer above the embeddings is pooled (``layer`` other than 0).
+    lora_rank: int = 0
+    #: LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank).
+    lora_alpha: float = 16.0
+    #: Module names LoRA wraps; None takes PEFT's default for the architecture, else all linears.
+    lora_targets: list[str] | None = None
+    #: Number of top transformer layers of the encoder to fine-tune in full (0: none).
+    unfreeze_top: int = 0
 
 
 @dataclass
@@ -68,6 +77,14 @@ class DecoderConfig:
     injection: Injection = "prefix"
     #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
     max_length: int = 64
+    #: Rank of LoRA adapters (PEFT) on the decoder; 0 leaves it frozen.
+    lora_rank: int = 0
+    #: LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank).
+    lora_alpha: float = 16.0
+    #: Module names LoRA wraps; None takes PEFT's default for the architecture, else all linears.
+    lora_targets: list[str] | None = None
+    #: Number of top transformer layers of the decoder to fine-tune in full (0: none).
+    unfreeze_top: int = 0
 
 
 @dataclass
@@ -143,6 +160,11 @@ class VAEConfig:
                 f"unknown decoder injection {self.decoder.injection!r}: use "
                 + ", ".join(INJECTIONS)
             )
+        for name, side in (("encoder", self.encoder), ("decoder", self.decoder)):
+            if side.lora_rank < 0 or side.unfreeze_top < 0:
+                raise ConfigError(f"{name} lora_rank and unfreeze_top must be >= 0")
+            if side.lora_rank and side.lora_alpha <= 0:
+                raise ConfigError(f"{name} lora_alpha must be > 0, got {side.lora_alpha}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +209,8 @@ class TrainConfig:
     #: learn far faster at a higher rate than the 1e-3 usual for full fine-tuning (measured in
     #: docs/benchmarks.md: 1e-2 beat 3e-3 and 3e-2).
     lr: float = 1e-2
+    #: Learning rate of backbone weights that train (LoRA adapters, unfrozen top layers).
+    backbone_lr: float = 1e-3
     weight_decay: float = 0.0
     #: Fraction of all steps spent warming the learning rate up linearly.
     warmup_ratio: float = 0.05
@@ -231,6 +255,7 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.backbone_lr > 0, f"backbone_lr must be > 0, got {self.backbone_lr}"),
             (
                 0 <= self.warmup_ratio < 1,
                 f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",

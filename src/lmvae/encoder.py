@@ -2,7 +2,8 @@
 
 The frozen part (:meth:`SentenceEncoder.features`) and the trainable part
 (:meth:`SentenceEncoder.posterior`) are separate so that a trainer can compute the frozen
-features once per sentence and reuse them every epoch.
+features once per sentence and reuse them every epoch (unless LoRA or unfrozen layers make the
+backbone train; then the features are recomputed with gradients).
 """
 
 from __future__ import annotations
@@ -73,15 +74,21 @@ class SentenceEncoder(nn.Module):
         """Shape of one sentence's features: (number of pooled layers, hidden size)."""
         return len(self.layers), self.backbone.config.hidden_size
 
-    @torch.no_grad()
+    @property
+    def backbone_trains(self) -> bool:
+        """True when LoRA adapters or unfrozen layers make the backbone's output trainable."""
+        return any(p.requires_grad for p in self.backbone.parameters())
+
     def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix"."""
-        out = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-        )
-        states = out.hidden_states
-        pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
-        return torch.stack(pooled, dim=1).float()
+        """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix".
+        Without gradient unless the backbone trains."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
+            out = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            )
+            states = out.hidden_states
+            pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
+            return torch.stack(pooled, dim=1).float()
 
     def posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S, H) features -> mu, logvar, each (B, latent_size)."""

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmvae.adapters import adapt, check_encoder_adaptation
 from lmvae.backbones import load_decoder, load_encoder
 from lmvae.config import VAEConfig
 from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
@@ -58,12 +59,17 @@ class LanguageVAE(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        check_encoder_adaptation(config.encoder, encoder.config)
         # The trainable heads start from `seed` whatever the global RNG went through before
         # (loading backbones draws from it), so the same call builds the same model.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.encoder = SentenceEncoder(encoder, config.encoder, config.latent_size)
             self.decoder = LatentDecoder(decoder, config.decoder, config.latent_size)
+            for side, backbone in ((config.encoder, encoder), (config.decoder, decoder)):
+                adapt(
+                    backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
+                )
         self.encoder_tokenizer = encoder_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         tok = decoder_tokenizer
@@ -128,11 +134,11 @@ class LanguageVAE(nn.Module):
         return self.config.latent_size
 
     def train(self, mode: bool = True) -> LanguageVAE:
-        """Frozen backbones stay in eval mode (no dropout) whatever mode the heads are in."""
+        """Backbones stay in eval mode (no dropout) whatever mode the heads are in, also when
+        LoRA or unfrozen layers train them: their features stay deterministic."""
         super().train(mode)
         for backbone in (self.encoder.backbone, self.decoder.lm):
-            if not any(p.requires_grad for p in backbone.parameters()):
-                backbone.eval()
+            backbone.eval()
         return self
 
     def num_parameters(self, trainable_only: bool = False) -> int:
@@ -140,8 +146,14 @@ class LanguageVAE(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """The weights that are saved: everything outside the frozen backbones."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIXES)}
+        """The weights that are saved: everything outside the backbones, and the backbone
+        weights that train (LoRA adapters, unfrozen layers)."""
+        trains = {k for k, p in self.named_parameters() if p.requires_grad}
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if not k.startswith(BACKBONE_PREFIXES) or k in trains
+        }
 
     # -- the pipeline ---------------------------------------------------------------------------
     def encoder_inputs(self, texts: Sequence[str]) -> dict[str, Tensor]:

@@ -36,7 +36,7 @@ from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
-from lmvae.model import LanguageVAE
+from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss
 
 TRAINER_STATE = "trainer_state.json"
@@ -231,6 +231,8 @@ def train(
         def compute(indices: list[int]) -> Tensor:
             return model.features(**model.encoder_inputs([texts[i] for i in indices]))
 
+        if model.encoder.backbone_trains:  # LoRA / unfrozen layers: features change every step
+            return compute
         return lambda indices: store.get(indices, compute)
 
     train_features = feature_source(train_texts, cache)
@@ -246,7 +248,7 @@ def train(
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params,
+        _param_groups(model, config),
         lr=config.lr,
         weight_decay=config.weight_decay,
         fused=accelerator.device.type == "cuda",
@@ -402,6 +404,19 @@ def train(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _param_groups(model: LanguageVAE, config: TrainConfig) -> list[dict[str, Any]]:
+    """The heads at ``lr``; backbone weights that train (LoRA, unfrozen layers) at
+    ``backbone_lr``, since pretrained weights want a far smaller step than fresh projections."""
+    heads, backbone = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (backbone if name.startswith(BACKBONE_PREFIXES) else heads).append(p)
+    groups = [{"params": heads}]
+    if backbone:
+        groups.append({"params": backbone, "lr": config.backbone_lr})
+    return groups
 
 
 def _scheduler_state(scheduler) -> dict[str, Any]:
