@@ -31,7 +31,7 @@ class GaussianPrior(nn.Module):
     """N(0, I); no parameters."""
 
     kind = "gaussian"
-    categories: list[str] = []
+    categories: tuple[str, ...] = ()
 
     def __init__(self, latent_size: int):
         super().__init__()
