@@ -20,6 +20,10 @@ _EXPORTS = {
     "EncoderConfig": "lmvae.config",
     "DecoderConfig": "lmvae.config",
     "BackboneRef": "lmvae.config",
+    "AnnotationConfig": "lmvae.config",
+    "PriorConfig": "lmvae.config",
+    "AnnotatedCorpus": "lmvae.annotations",
+    "read_annotations": "lmvae.annotations",
     "TrainConfig": "lmvae.config",
     "GenerationConfig": "lmvae.generation",
     "train": "lmvae.trainer",
@@ -28,22 +32,35 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AnnotatedCorpus",
+    "AnnotationConfig",
     "BackboneRef",
     "DecoderConfig",
     "EncoderConfig",
     "GenerationConfig",
     "LanguageVAE",
     "LmvaeError",
+    "PriorConfig",
     "TrainConfig",
     "VAEConfig",
     "VAEOutput",
     "__version__",
     "evaluate",
+    "read_annotations",
     "train",
 ]
 
 if TYPE_CHECKING:
-    from lmvae.config import BackboneRef, DecoderConfig, EncoderConfig, TrainConfig, VAEConfig
+    from lmvae.annotations import AnnotatedCorpus, read_annotations
+    from lmvae.config import (
+        AnnotationConfig,
+        BackboneRef,
+        DecoderConfig,
+        EncoderConfig,
+        PriorConfig,
+        TrainConfig,
+        VAEConfig,
+    )
     from lmvae.errors import LmvaeError
     from lmvae.generation import GenerationConfig
     from lmvae.model import LanguageVAE, VAEOutput

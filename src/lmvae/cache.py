@@ -37,9 +37,11 @@ def kv_shape(config) -> KVShape:
 
 
 def prefix_cache(kv: Tensor, config) -> DynamicCache:
-    """Wrap kv (layers, 2, B, kv_heads, slots, head_dim) as a cache holding the prefix."""
+    """Wrap kv (layers, 2, B, kv_heads, slots, head_dim) as a cache holding the prefix.
+
+    With ``config=None`` every layer is a plain full-attention layer (no sliding window)."""
     try:
-        cache = DynamicCache(config=config)
+        cache = DynamicCache(config=config) if config is not None else DynamicCache()
     except TypeError:  # transformers 4.x has no config argument
         cache = DynamicCache()
     for layer, (keys, values) in enumerate(kv):
@@ -57,3 +59,36 @@ def position_ids(attention_mask: Tensor) -> Tensor:
     """Positions of the real tokens counted from 0, so the prefix does not shift absolute
     position embeddings (GPT-2) or rotary phases (Llama and kin)."""
     return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def causal_slot_mask(
+    mask: Tensor, positions: Tensor, num_slots: int, attn_implementation: str | None, dtype
+) -> Tensor:
+    """The 4-D mask of per-position injection: query t attends to slots 0..t (by position id)
+    and, causally, to the real tokens up to itself.
+
+    mask (B, slots + K) is the 2-D mask of :func:`prefix_attention_mask` over slots and the K
+    tokens seen so far; positions (B, Q) are the position ids of the Q newest tokens (the
+    queries).  Returns (B, 1, Q, slots + K): boolean (True = attend), or additive float for the
+    eager attention implementation, which adds its mask to the scores.  transformers passes a
+    4-D mask through unchanged, so sliding windows are not applied on top of it.
+    """
+    if attn_implementation is not None and "flash" in attn_implementation:
+        raise ConfigError(
+            "per_position injection needs a custom attention mask, which flash attention does "
+            "not take: load the decoder with attn_implementation='sdpa' or 'eager'"
+        )
+    batch, total = mask.shape
+    tokens = total - num_slots
+    queries = positions.shape[1]
+    device = mask.device
+    slots = torch.arange(num_slots, device=device)
+    see_slots = slots[None, None, :] <= positions[:, :, None]  # (B, Q, slots)
+    query_index = torch.arange(tokens - queries, tokens, device=device)
+    causal = torch.arange(tokens, device=device)[None, :] <= query_index[:, None]  # (Q, K)
+    see_tokens = causal[None] & mask[:, None, num_slots:].bool()  # (B, Q, K)
+    allowed = torch.cat([see_slots, see_tokens], dim=-1)[:, None]
+    if attn_implementation == "eager":
+        zeros = torch.zeros(allowed.shape, dtype=dtype, device=device)
+        return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
+    return allowed

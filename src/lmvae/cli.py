@@ -32,6 +32,23 @@ class Format(str, Enum):
     json = "json"
 
 
+class Condition(str, Enum):
+    encoder = "encoder"
+    decoder = "decoder"
+    both = "both"
+
+
+class Prior(str, Enum):
+    gaussian = "gaussian"
+    mixture = "mixture"
+
+
+class Injection(str, Enum):
+    prefix = "prefix"
+    per_position = "per_position"
+    memory = "memory"
+
+
 class Strategy(str, Enum):
     greedy = "greedy"
     sample = "sample"
@@ -108,8 +125,40 @@ TextFieldOpt = Annotated[
 def train(
     encoder: Annotated[str, typer.Option(help="Encoder LM: hub id or local folder.")],
     decoder: Annotated[str, typer.Option(help="Causal decoder LM: hub id or local folder.")],
-    data: DataOpt,
     out: Annotated[Path, typer.Option(help="Run folder: best/, last/ and history.jsonl go here.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Sentences: .txt (one per line), .jsonl, .json, .csv or .tsv."),
+    ] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Annotated sentences instead of --data: JSONL with one label per word, or a "
+            "CoNLL-style column file; the model is conditioned on the labels."
+        ),
+    ] = None,
+    label_field: Annotated[
+        str, typer.Option(help="JSONL field, or CoNLL column (index or name), of the labels.")
+    ] = "labels",
+    condition: Annotated[
+        Condition, typer.Option(help="Where the labels enter: encoder, decoder or both.")
+    ] = Condition.encoder,
+    spacy: Annotated[
+        str | None,
+        typer.Option(help="Annotate on the fly with spaCy instead: pos, tag, dep or ent."),
+    ] = None,
+    spacy_model: Annotated[str, typer.Option(help="spaCy pipeline for --spacy.")] = (
+        "en_core_web_sm"
+    ),
+    prior: Annotated[
+        Prior, typer.Option(help="gaussian, or mixture: one learned Gaussian per category.")
+    ] = Prior.gaussian,
+    prior_label: Annotated[
+        str | None,
+        typer.Option(
+            help="Sentence field (JSONL key, or '# key = value' in CoNLL) of the category."
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     latent_size: Annotated[int, typer.Option()] = VAEConfig.latent_size,
     batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
@@ -132,6 +181,23 @@ def train(
     embed_injection: Annotated[
         bool, typer.Option(help="Also add z to every input embedding.")
     ] = False,
+    injection: Annotated[
+        Injection,
+        typer.Option(help="prefix (K/V slots), per_position (one slot per position), memory."),
+    ] = Injection.prefix,
+    lora_decoder: Annotated[bool, typer.Option(help="LoRA adapters on the decoder.")] = False,
+    lora_encoder: Annotated[bool, typer.Option(help="LoRA adapters on the encoder.")] = False,
+    lora_rank: Annotated[int, typer.Option(help="Rank of the LoRA adapters.")] = 8,
+    lora_alpha: Annotated[float, typer.Option(help="LoRA scale numerator.")] = 16.0,
+    unfreeze_top: Annotated[
+        int, typer.Option(help="Fine-tune the top K decoder layers in full.")
+    ] = 0,
+    unfreeze_encoder_top: Annotated[
+        int, typer.Option(help="Fine-tune the top K encoder layers in full.")
+    ] = 0,
+    backbone_lr: Annotated[
+        float, typer.Option(help="Learning rate of LoRA / unfrozen backbone weights.")
+    ] = TrainConfig.backbone_lr,
     max_length: Annotated[
         int, typer.Option(help="Max tokens per sentence.")
     ] = DecoderConfig.max_length,
@@ -156,11 +222,12 @@ def train(
     threads: ThreadsOpt = None,
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
-    from lmvae.data import read_corpus, split_corpus
     from lmvae.model import LanguageVAE
     from lmvae.trainer import train as run_training
 
     _set_threads(threads)
+    if (data is None) == (annotations is None):
+        raise LmvaeError("give the sentences with either --data or --annotations")
     layer: int | str = (
         "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
     )
@@ -168,6 +235,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        backbone_lr=backbone_lr,
         eval_fraction=eval_fraction,
         beta_max=beta_max,
         beta_cycles=beta_cycles,
@@ -190,15 +258,27 @@ def train(
         decoder_num_slots=num_slots,
         decoder_rank=rank,
         decoder_embed_injection=embed_injection,
+        decoder_injection=injection.value,
         decoder_max_length=max_length,
+        encoder_lora_rank=lora_rank if lora_encoder else 0,
+        encoder_lora_alpha=lora_alpha,
+        encoder_unfreeze_top=unfreeze_encoder_top,
+        decoder_lora_rank=lora_rank if lora_decoder else 0,
+        decoder_lora_alpha=lora_alpha,
+        decoder_unfreeze_top=unfreeze_top,
     )
-    texts = read_corpus(data, text_field)
-    if eval_data is not None:
-        train_texts, eval_texts = texts, read_corpus(eval_data, text_field)
+    source = annotations if annotations is not None else data
+    labels = label_field if annotations is not None else None
+    if prior is Prior.mixture and prior_label is None:
+        raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
+    category = prior_label if prior is Prior.mixture else None
+    corpus = _read_data(source, labels, category, text_field)
+    eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
+    corpus = _condition(vae_cfg, corpus, label_field, condition, spacy, spacy_model, category)
+    if eval_corpus is not None:
+        train_texts, eval_texts = corpus, eval_corpus
     else:
-        train_texts, eval_texts = split_corpus(
-            texts, eval_fraction, train_cfg.max_eval_sentences, seed
-        )
+        train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
     model = LanguageVAE.from_config(vae_cfg, seed=seed)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     log(
@@ -209,6 +289,68 @@ def train(
     (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
     result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
     log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
+
+
+def _read_data(path: Path, label_field: str | None, category_field: str | None, text_field: str):
+    """Plain sentences, or an AnnotatedCorpus when labels or categories are asked for."""
+    from lmvae.annotations import read_annotations
+    from lmvae.data import read_corpus
+
+    if label_field is None and category_field is None:
+        return read_corpus(path, text_field)
+    return read_annotations(path, label_field, category_field, text_field)
+
+
+def _condition(cfg, corpus, label_field, condition, spacy, spacy_model, category):
+    """Fill the annotation and prior sections of a new model's config from its data; returns
+    the data, annotated by spaCy with --spacy."""
+    from lmvae.annotations import AnnotatedCorpus, as_corpus, spacy_annotate
+
+    ann = cfg.annotations
+    if spacy is not None:
+        if isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
+            raise LmvaeError("give labels with --annotations or --spacy, not both")
+        corpus = as_corpus(corpus)
+        ann.source, ann.spacy_model, ann.spacy_attribute = "spacy", spacy_model, spacy
+        corpus.labels = spacy_annotate(corpus.texts, spacy_model, spacy)
+        vocab = corpus.label_vocabulary()
+    elif isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
+        vocab, ann.field = corpus.label_vocabulary(), label_field
+    else:
+        vocab = []
+    if vocab:
+        ann.labels = vocab
+        ann.encoder = condition in (Condition.encoder, Condition.both)
+        ann.decoder = condition in (Condition.decoder, Condition.both)
+    if category is not None:
+        cfg.prior.kind, cfg.prior.field = "mixture", category
+        cfg.prior.categories = corpus.category_vocabulary()
+    cfg.validate()
+    return corpus
+
+
+def _split(corpus, eval_fraction: float, max_eval: int, seed: int):
+    from lmvae.annotations import AnnotatedCorpus
+    from lmvae.data import split_corpus
+
+    if not isinstance(corpus, AnnotatedCorpus):
+        return split_corpus(corpus, eval_fraction, max_eval, seed)
+    index = list(range(len(corpus)))
+    train_idx, eval_idx = split_corpus(index, eval_fraction, max_eval, seed)
+    return corpus.subset(train_idx), corpus.subset(eval_idx)
+
+
+def _read_for_model(vae, data: Path, text_field: str):
+    """Sentences for a trained model, with their word labels when it reads them from files."""
+    from lmvae.annotations import CONLL_SUFFIXES, read_annotations
+    from lmvae.data import read_corpus
+
+    ann = vae.config.annotations
+    annotated = data.suffix.lower() in (".jsonl", ".json", *CONLL_SUFFIXES)
+    if ann.enabled and ann.source == "file" and annotated:
+        corpus = read_annotations(data, ann.field, None, text_field)
+        return corpus.texts, corpus.labels
+    return read_corpus(data, text_field), None
 
 
 def _int_option(name: str, value: str) -> int:
@@ -235,13 +377,12 @@ def encode(
     """Print the latent vector of each sentence."""
     import torch
 
-    from lmvae.data import read_corpus
     from lmvae.objective import reparameterize
 
     _set_threads(threads)
-    texts = read_corpus(data, text_field)
     vae = _load(model, device)
-    mu, lv = vae.posterior(texts)
+    texts, labels = _read_for_model(vae, data, text_field)
+    mu, lv = vae.posterior(texts, word_labels=labels)
     gen = torch.Generator(device=mu.device).manual_seed(seed)
     z = reparameterize(mu, lv, gen) if sample else mu
     records = []
@@ -275,15 +416,12 @@ def reconstruct(
     """Encode each sentence and decode it back."""
     import torch
 
-    from lmvae.data import read_corpus
-
     _set_threads(threads)
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
-    texts = read_corpus(data, text_field)
     vae = _load(model, device)
+    texts, labels = _read_for_model(vae, data, text_field)
     gen = torch.Generator(device=vae.device).manual_seed(seed)
-    z = vae.encode(texts, sample=sample, generator=gen)
-    outs = vae.decode(z, gen_cfg, generator=gen)
+    outs = vae.reconstruct(texts, sample, labels, generation=gen_cfg, generator=gen)
     _emit([{"text": t, "reconstruction": r} for t, r in zip(texts, outs, strict=True)], fmt)
 
 
@@ -299,16 +437,26 @@ def generate(
     top_k: TopKOpt = 0,
     top_p: TopPOpt = 1.0,
     max_new_tokens: MaxTokOpt = None,
+    category: Annotated[
+        str | None, typer.Option(help="Category to generate from (mixture prior).")
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="Space-separated label of each output token (label-conditioned decoder)."
+        ),
+    ] = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Decode sentences from latents drawn from the prior N(0, I)."""
+    """Decode sentences from latents drawn from the prior (of one category, with --category)."""
     _set_threads(threads)
     if n < 1:
         raise LmvaeError(f"--n must be >= 1, got {n}")
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
     vae = _load(model, device)
-    texts = vae.sample_prior(n, seed=seed, generation=gen_cfg)
+    extra = {} if labels is None else {"word_labels": [labels.split()] * n}
+    texts = vae.sample_prior(n, seed=seed, generation=gen_cfg, category=category, **extra)
     _emit([{"text": t} for t in texts], fmt, text_key="text")
 
 

@@ -17,6 +17,9 @@ from lmvae.errors import ConfigError
 
 Pooling = Literal["mean", "cls", "last"]
 LayerChoice = int | Literal["mix"]
+Injection = Literal["prefix", "per_position", "memory"]
+INJECTIONS = ("prefix", "per_position", "memory")
+SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
 
 
 @dataclass
@@ -46,6 +49,15 @@ class EncoderConfig:
     normalize: bool = False
     #: Encoder input length in tokens; longer inputs are truncated.
     max_length: int = 64
+    #: Rank of LoRA adapters (PEFT) on the encoder; 0 leaves it frozen.  They only matter when a
+    #: layer above the embeddings is pooled (``layer`` other than 0).
+    lora_rank: int = 0
+    #: LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank).
+    lora_alpha: float = 16.0
+    #: Module names LoRA wraps; None takes PEFT's default for the architecture, else all linears.
+    lora_targets: list[str] | None = None
+    #: Number of top transformer layers of the encoder to fine-tune in full (0: none).
+    unfreeze_top: int = 0
 
 
 @dataclass
@@ -59,8 +71,70 @@ class DecoderConfig:
     rank: int = 0
     #: Also add a projection of z to every input embedding (Optimus-style).
     embed_injection: bool = False
+    #: How z reaches the attention layers: "prefix" (``num_slots`` K/V slots every position
+    #: attends to), "per_position" (one slot per position up to ``max_length``; position t
+    #: attends to slots 0..t, as the reference langvae does) or "memory" (Optimus: one vector
+    #: per layer used as both key and value, plus z added to every input embedding).
+    injection: Injection = "prefix"
     #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
     max_length: int = 64
+    #: Rank of LoRA adapters (PEFT) on the decoder; 0 leaves it frozen.
+    lora_rank: int = 0
+    #: LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank).
+    lora_alpha: float = 16.0
+    #: Module names LoRA wraps; None takes PEFT's default for the architecture, else all linears.
+    lora_targets: list[str] | None = None
+    #: Number of top transformer layers of the decoder to fine-tune in full (0: none).
+    unfreeze_top: int = 0
+
+
+@dataclass
+class AnnotationConfig:
+    """Per-word labels (semantic roles, POS ...) as a condition: the label vocabulary and where
+    the labels enter the model.  Empty ``labels`` means an unconditioned model.
+
+    Label ids: 0 is padding (special tokens, BOS/EOS, padding: no label), 1 an unknown label,
+    then ``labels`` in order from 2.
+    """
+
+    #: The label vocabulary, saved with the model.
+    labels: list[str] = field(default_factory=list)
+    #: Pool encoder token states per label as extra input to the posterior head, so q(z | x, c).
+    encoder: bool = True
+    #: Add a label embedding to the decoder input at each position (the label of the token that
+    #: position predicts), so p(x | z, c).  Generation may then be given labels, or none.
+    decoder: bool = False
+    #: Fraction of training sentences whose decoder labels are dropped (all padding), so the
+    #: decoder also learns to generate without labels.
+    decoder_dropout: float = 0.25
+    #: Where labels come from when a text has none: "file" (the caller must give them) or
+    #: "spacy" (annotated on the fly; needs the ``spacy`` extra and the named pipeline).
+    source: Literal["file", "spacy"] = "file"
+    #: Field (JSONL) or column (CoNLL) the labels were read from, for the CLI to read again.
+    field: str = "labels"
+    #: spaCy pipeline and token attribute (pos, tag, dep or ent) for ``source="spacy"``.
+    spacy_model: str = "en_core_web_sm"
+    spacy_attribute: str = "pos"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.labels)
+
+
+@dataclass
+class PriorConfig:
+    """The prior p(z): a standard Gaussian, or a learned Gaussian per category of a sentence
+    label (a mixture with one component per category), so p(z | c) = N(mu_c, diag sigma_c^2)."""
+
+    kind: Literal["gaussian", "mixture"] = "gaussian"
+    #: The categories of the mixture, in component order; saved with the model.
+    categories: list[str] = field(default_factory=list)
+    #: Sentence-level field holding the category (JSONL key, or a ``# key = value`` comment in
+    #: a CoNLL file).
+    field: str = "category"
+    #: Standard deviation of the random initial component means (seeded), so components start
+    #: apart.
+    init_scale: float = 1.0
 
 
 @dataclass
@@ -69,6 +143,8 @@ class VAEConfig:
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    annotations: AnnotationConfig = field(default_factory=AnnotationConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
     #: Size of the latent z.
     latent_size: int = 32
     #: Format version of this file, for future migrations.
@@ -84,12 +160,23 @@ class VAEConfig:
     ) -> VAEConfig:
         """Build a config from two model names, routing keyword overrides to their sections.
 
-        Keys prefixed ``encoder_`` / ``decoder_`` go to the matching section (e.g.
-        ``encoder_pooling="cls"``, ``decoder_num_slots=8``); ``trust_remote_code`` and
-        ``revision`` apply to both backbones unless given per side.
+        Keys prefixed ``encoder_`` / ``decoder_`` / ``annotations_`` / ``prior_`` go to the
+        matching section (e.g. ``encoder_pooling="cls"``, ``decoder_num_slots=8``,
+        ``prior_kind="mixture"``); ``annotations`` and ``prior`` may also be given whole (a config
+        object or a dict).  ``trust_remote_code`` and ``revision`` apply to both backbones unless
+        given per side.
         """
         trust = kwargs.pop("trust_remote_code", False)
         revision = kwargs.pop("revision", None)
+        sections = {}
+        for name, cls_ in (("annotations", AnnotationConfig), ("prior", PriorConfig)):
+            whole = kwargs.pop(name, None)
+            data = asdict(whole) if isinstance(whole, cls_) else dict(whole or {})
+            prefix = f"{name}_"
+            data.update(
+                {k[len(prefix) :]: kwargs.pop(k) for k in list(kwargs) if k.startswith(prefix)}
+            )
+            sections[name] = _build(cls_, data)
         enc_kw = {
             k[len("encoder_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("encoder_")
         }
@@ -108,6 +195,7 @@ class VAEConfig:
             encoder=_build(EncoderConfig, {"backbone": enc_ref, **enc_kw}),
             decoder=_build(DecoderConfig, {"backbone": dec_ref, **dec_kw}),
             latent_size=latent_size,
+            **sections,
         )
         cfg.validate()
         return cfg
@@ -131,6 +219,47 @@ class VAEConfig:
         for name, n in (("encoder", self.encoder.max_length), ("decoder", self.decoder.max_length)):
             if n < 2:
                 raise ConfigError(f"{name} max_length must be >= 2, got {n}")
+        if self.decoder.injection not in INJECTIONS:
+            raise ConfigError(
+                f"unknown decoder injection {self.decoder.injection!r}: use "
+                + ", ".join(INJECTIONS)
+            )
+        for name, side in (("encoder", self.encoder), ("decoder", self.decoder)):
+            if side.lora_rank < 0 or side.unfreeze_top < 0:
+                raise ConfigError(f"{name} lora_rank and unfreeze_top must be >= 0")
+            if side.lora_rank and side.lora_alpha <= 0:
+                raise ConfigError(f"{name} lora_alpha must be > 0, got {side.lora_alpha}")
+        self._validate_annotations()
+        self._validate_prior()
+
+    def _validate_annotations(self) -> None:
+        ann = self.annotations
+        if len(set(ann.labels)) != len(ann.labels):
+            raise ConfigError("annotation labels must be distinct")
+        if ann.enabled and not (ann.encoder or ann.decoder):
+            raise ConfigError("annotation labels given but neither encoder nor decoder uses them")
+        if not 0 <= ann.decoder_dropout < 1:
+            raise ConfigError(f"decoder label dropout must be in [0, 1), got {ann.decoder_dropout}")
+        if ann.source not in ("file", "spacy"):
+            raise ConfigError(f"annotation source must be file or spacy, got {ann.source!r}")
+        if ann.spacy_attribute not in SPACY_ATTRIBUTES:
+            raise ConfigError(
+                f"unknown spaCy attribute {ann.spacy_attribute!r}: use "
+                + ", ".join(SPACY_ATTRIBUTES)
+            )
+
+    def _validate_prior(self) -> None:
+        prior = self.prior
+        if prior.kind not in ("gaussian", "mixture"):
+            raise ConfigError(f"prior must be gaussian or mixture, got {prior.kind!r}")
+        if prior.kind == "mixture" and len(prior.categories) < 2:
+            raise ConfigError(
+                f"a mixture prior needs at least 2 categories, got {len(prior.categories)}"
+            )
+        if len(set(prior.categories)) != len(prior.categories):
+            raise ConfigError("prior categories must be distinct")
+        if prior.init_scale < 0:
+            raise ConfigError(f"prior init_scale must be >= 0, got {prior.init_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +274,10 @@ class VAEConfig:
             cfg = cls(
                 encoder=_build(EncoderConfig, enc),
                 decoder=_build(DecoderConfig, dec),
+                # Absent from configs saved before these sections existed: the defaults are
+                # what those models did.
+                annotations=_build(AnnotationConfig, dict(data.get("annotations", {}))),
+                prior=_build(PriorConfig, dict(data.get("prior", {}))),
                 latent_size=int(data["latent_size"]),
                 format_version=int(data.get("format_version", 1)),
             )
@@ -175,6 +308,8 @@ class TrainConfig:
     #: learn far faster at a higher rate than the 1e-3 usual for full fine-tuning (measured in
     #: docs/benchmarks.md: 1e-2 beat 3e-3 and 3e-2).
     lr: float = 1e-2
+    #: Learning rate of backbone weights that train (LoRA adapters, unfrozen top layers).
+    backbone_lr: float = 1e-3
     weight_decay: float = 0.0
     #: Fraction of all steps spent warming the learning rate up linearly.
     warmup_ratio: float = 0.05
@@ -219,6 +354,7 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.backbone_lr > 0, f"backbone_lr must be > 0, got {self.backbone_lr}"),
             (
                 0 <= self.warmup_ratio < 1,
                 f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",

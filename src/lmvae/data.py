@@ -158,6 +158,15 @@ def collate_decoder(
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
+def collate_labels(rows: Sequence[Sequence[int]], width: int) -> Tensor:
+    """Label-id rows -> (B, width) right-padded with the padding label 0 (rows are cut)."""
+    out = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = min(len(row), width)
+        out[i, :n] = torch.tensor(list(row[:n]), dtype=torch.long)
+    return out
+
+
 def tokenize_encoder(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> dict[str, Tensor]:

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
-from lmvae.cache import kv_shape, position_ids, prefix_attention_mask, prefix_cache
+from lmvae.cache import (
+    causal_slot_mask,
+    kv_shape,
+    position_ids,
+    prefix_attention_mask,
+    prefix_cache,
+)
 from lmvae.config import DecoderConfig
 from lmvae.injection import LatentInjector
 
@@ -39,19 +45,36 @@ class DecodingState:
     attention_mask: Tensor  # (B, slots + generated so far)
     embed_offset: Tensor | None  # (B, H) or None
     position: int  # position id of the next token
+    label_ids: Tensor | None = None  # (B, L) label id per position (annotation-conditioned)
 
 
 class LatentDecoder(nn.Module):
-    """A frozen causal LM plus the trainable z -> K/V projections."""
+    """A frozen causal LM plus the trainable z -> K/V projections (and, with ``num_labels``, a
+    label embedding added to the input at each position)."""
 
-    def __init__(self, lm: PreTrainedModel, config: DecoderConfig, latent_size: int):
+    def __init__(
+        self, lm: PreTrainedModel, config: DecoderConfig, latent_size: int, num_labels: int = 0
+    ):
         super().__init__()
         self.lm = lm
         self.config = config
         self.kv_shape = kv_shape(lm.config)
+        slots = config.max_length if config.injection == "per_position" else config.num_slots
         self.injector = LatentInjector(
-            latent_size, self.kv_shape, config.num_slots, config.rank, config.embed_injection
+            latent_size,
+            self.kv_shape,
+            slots,
+            config.rank,
+            config.embed_injection,
+            config.injection,
         )
+        self.label_embed = None
+        if num_labels:
+            # Ids 0 (padding) and 1 (unknown) come first.  Zero-initialised, like the embedding
+            # offset, so conditioning starts with no effect on the frozen decoder; padding stays
+            # zero (no gradient), so "no label" in training is exactly decoding without labels.
+            self.label_embed = nn.Embedding(num_labels + 2, self.kv_shape.hidden_size, 0)
+            nn.init.zeros_(self.label_embed.weight)
         text_config = lm.config.get_text_config(decoder=True)
         # Heads that post-process logits beyond the output embedding; each quirk is tested.
         self._softcap = getattr(text_config, "final_logit_softcapping", None)
@@ -90,7 +113,9 @@ class LatentDecoder(nn.Module):
             inputs = {"input_ids": input_ids}
         else:
             embeds = self.lm.get_input_embeddings()(input_ids)
-            inputs = {"inputs_embeds": embeds + embed_offset[:, None, :].to(embeds.dtype)}
+            if embed_offset.dim() == 2:  # one offset for every position
+                embed_offset = embed_offset[:, None, :]
+            inputs = {"inputs_embeds": embeds + embed_offset.to(embeds.dtype)}
         out = self.base(
             **inputs,
             attention_mask=attention_mask,
@@ -104,20 +129,58 @@ class LatentDecoder(nn.Module):
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
         kv, offset = self.injector(z)
         dtype = self.lm.get_input_embeddings().weight.dtype
-        return prefix_cache(kv.to(dtype), self.lm.config), offset
+        # Per-position slots need every layer to keep every slot, so their cache is built
+        # without the config's sliding-window layers (which would drop old slots).
+        config = None if self.injector.causal_slots else self.lm.config
+        return prefix_cache(kv.to(dtype), config), offset
+
+    @property
+    def num_slots(self) -> int:
+        """Injected K/V slots per layer."""
+        return self.injector.num_slots
+
+    def _attention(self, mask: Tensor, positions: Tensor) -> Tensor:
+        """The mask the LM gets: the 2-D slots + tokens mask, or for per-position injection the
+        4-D mask that hides slots of later positions."""
+        if not self.injector.causal_slots:
+            return mask
+        impl = getattr(self.lm.config, "_attn_implementation", None)
+        dtype = self.lm.get_input_embeddings().weight.dtype
+        return causal_slot_mask(mask, positions, self.num_slots, impl, dtype)
+
+    def _label_offset(self, offset: Tensor | None, label_ids: Tensor | None) -> Tensor | None:
+        """Add the label embeddings (B, T, H) of label_ids (B, T) to the z offset (B, H)."""
+        if self.label_embed is None or label_ids is None:
+            return offset
+        labels = self.label_embed(label_ids)
+        return labels if offset is None else labels + offset[:, None, :]
 
     # -- training -----------------------------------------------------------------------------
-    def hidden_states(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Teacher-forced last hidden states (B, T, H) of the LM given z."""
+    def hidden_states(
+        self,
+        z: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        label_ids: Tensor | None = None,
+    ) -> Tensor:
+        """Teacher-forced last hidden states (B, T, H) of the LM given z (and the label id
+        (B, T) of the token each position predicts, when annotation-conditioned)."""
         cache, offset = self.prefix(z)
-        mask = prefix_attention_mask(attention_mask, self.config.num_slots)
-        return self._run(input_ids, mask, position_ids(attention_mask), cache, offset)
+        positions = position_ids(attention_mask)
+        mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
+        offset = self._label_offset(offset, label_ids)
+        return self._run(input_ids, mask, positions, cache, offset)
 
     def token_loss(
-        self, z: Tensor, input_ids: Tensor, attention_mask: Tensor, labels: Tensor
+        self,
+        z: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        labels: Tensor,
+        label_ids: Tensor | None = None,
     ) -> TokenLoss:
         """One teacher-forced pass; cross-entropy only where labels != IGNORE_INDEX."""
-        hidden = self.hidden_states(z, input_ids, attention_mask)
+        hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)
         target = labels != IGNORE_INDEX  # (B, T)
         rows = target.nonzero(as_tuple=True)[0]
         logits = self.logits(hidden[target]).float()  # (N, V): never the padded positions
@@ -132,11 +195,12 @@ class LatentDecoder(nn.Module):
         )
 
     # -- decoding -----------------------------------------------------------------------------
-    def start(self, z: Tensor) -> DecodingState:
-        """A decoding state holding only the injected prefix."""
+    def start(self, z: Tensor, label_ids: Tensor | None = None) -> DecodingState:
+        """A decoding state holding only the injected prefix; label_ids (B, L) give the label of
+        each output position (padding past L), for an annotation-conditioned decoder."""
         cache, offset = self.prefix(z)
-        mask = torch.ones(z.shape[0], self.config.num_slots, dtype=torch.long, device=z.device)
-        return DecodingState(cache, mask, offset, 0)
+        mask = torch.ones(z.shape[0], self.num_slots, dtype=torch.long, device=z.device)
+        return DecodingState(cache, mask, offset, 0, label_ids)
 
     def step(self, input_ids: Tensor, state: DecodingState) -> Tensor:
         """Feed input_ids (B, 1) at the state's position; return next-token logits (B, V).
@@ -150,8 +214,13 @@ class LatentDecoder(nn.Module):
         positions = torch.full(
             (batch, 1), state.position, dtype=torch.long, device=input_ids.device
         )
-        hidden = self._run(
-            input_ids, state.attention_mask, positions, state.cache, state.embed_offset
-        )
+        offset = state.embed_offset
+        if self.label_embed is not None and state.label_ids is not None:
+            column = state.label_ids[:, state.position : state.position + 1]
+            if column.shape[1] == 0:  # past the given labels: padding
+                column = torch.zeros_like(positions)
+            offset = self._label_offset(offset, column)
+        mask = self._attention(state.attention_mask, positions)
+        hidden = self._run(input_ids, mask, positions, state.cache, offset)
         state.position += 1
         return self.logits(hidden[:, -1]).float()

@@ -2,7 +2,11 @@
 
 The frozen part (:meth:`SentenceEncoder.features`) and the trainable part
 (:meth:`SentenceEncoder.posterior`) are separate so that a trainer can compute the frozen
-features once per sentence and reuse them every epoch.
+features once per sentence and reuse them every epoch (unless LoRA or unfrozen layers make the
+backbone train; then the features are recomputed with gradients).
+
+Annotation-conditioned encoders (``num_labels > 0``) also pool the token states of each label
+separately (:func:`pool_by_label`), so the head sees which words fill which role, q(z | x, c).
 """
 
 from __future__ import annotations
@@ -39,13 +43,33 @@ def pool(states: Tensor, mask: Tensor, how: str) -> Tensor:
     return states[torch.arange(states.shape[0], device=states.device), index]
 
 
+def pool_by_label(states: Tensor, mask: Tensor, token_labels: Tensor, groups: int) -> Tensor:
+    """Mean token state per label: states (B, T, H), mask and token_labels (B, T) -> (B, G, H).
+
+    Group g holds label id g + 1 (id 0, padding and special tokens, is left out); a label absent
+    from a sentence gives a zero vector.
+    """
+    onehot = F.one_hot(token_labels.clamp_min(0), groups + 1)[..., 1:].to(states.dtype)
+    onehot = onehot * mask[..., None].to(states.dtype)  # (B, T, G)
+    sums = torch.einsum("btg,bth->bgh", onehot, states)
+    return sums / onehot.sum(1)[..., None].clamp_min(1.0)
+
+
 class SentenceEncoder(nn.Module):
     """A frozen encoder LM with a trainable posterior head."""
 
-    def __init__(self, backbone: PreTrainedModel, config: EncoderConfig, latent_size: int):
+    def __init__(
+        self,
+        backbone: PreTrainedModel,
+        config: EncoderConfig,
+        latent_size: int,
+        num_labels: int = 0,
+    ):
         super().__init__()
         self.backbone = backbone
         self.config = config
+        # Label groups pooled separately: every label plus "unknown" (id 1).
+        self.label_groups = num_labels + 1 if num_labels else 0
         n_states = num_hidden_states(backbone.config)
         if config.layer == "mix":
             self.layers: list[int] = list(range(n_states))
@@ -66,32 +90,68 @@ class SentenceEncoder(nn.Module):
         # docs/benchmarks.md).  With `normalize` the L2 norm takes its place: a LayerNorm after
         # it would undo the choice, since it ignores the scale of its input.
         self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
-        self.head = nn.Linear(hidden, 2 * latent_size)
+        self.label_norm = nn.LayerNorm(hidden) if self.label_groups else None
+        self.head = nn.Linear(hidden * (1 + self.label_groups), 2 * latent_size)
 
     @property
-    def feature_shape(self) -> tuple[int, int]:
-        """Shape of one sentence's features: (number of pooled layers, hidden size)."""
-        return len(self.layers), self.backbone.config.hidden_size
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one sentence's features: (number of pooled layers, hidden size), with a
+        label-group axis before the hidden size when annotation-conditioned."""
+        hidden = self.backbone.config.hidden_size
+        if self.label_groups:
+            return len(self.layers), 1 + self.label_groups, hidden
+        return len(self.layers), hidden
 
-    @torch.no_grad()
-    def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix"."""
-        out = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-        )
-        states = out.hidden_states
-        pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
-        return torch.stack(pooled, dim=1).float()
+    @property
+    def backbone_trains(self) -> bool:
+        """True when LoRA adapters or unfrozen layers make the backbone's output trainable."""
+        return any(p.requires_grad for p in self.backbone.parameters())
+
+    def features(
+        self, input_ids: Tensor, attention_mask: Tensor, token_labels: Tensor | None = None
+    ) -> Tensor:
+        """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix".
+
+        Annotation-conditioned: (B, S, 1 + G, H), the pooled state then the mean state of each
+        of the G label groups, from token_labels (B, T) aligned to input_ids.  Without gradient
+        unless the backbone trains.
+        """
+        if self.label_groups and token_labels is None:
+            raise ConfigError(
+                "this encoder is conditioned on annotations: give the labels of each sentence"
+            )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
+            out = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            )
+            states = out.hidden_states
+            pooled = []
+            for i in self.layers:
+                row = pool(states[i], attention_mask, self.config.pooling)
+                if self.label_groups:
+                    by_label = pool_by_label(
+                        states[i], attention_mask, token_labels, self.label_groups
+                    )
+                    row = torch.cat([row[:, None], by_label], dim=1)
+                pooled.append(row)
+            return torch.stack(pooled, dim=1).float()
 
     def posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, S, H) features -> mu, logvar, each (B, latent_size)."""
+        """(B, S, H) features (or (B, S, 1 + G, H), conditioned) -> mu, logvar, each
+        (B, latent_size)."""
         if self.layer_logits is not None:
             weights = torch.softmax(self.layer_logits, 0)
-            pooled = torch.einsum("s,bsh->bh", weights, features.to(weights.dtype))
+            pooled = torch.einsum("s,bs...->b...", weights, features.to(weights.dtype))
         else:
             pooled = features[:, 0]
         pooled = pooled.to(self.head.weight.dtype)
+        by_label = None
+        if self.label_groups:
+            pooled, by_label = pooled[:, 0], pooled[:, 1:]
         if self.config.normalize:
             pooled = F.normalize(pooled, dim=-1)
-        mu, logvar = self.head(self.norm(pooled)).chunk(2, dim=-1)
+        inputs = self.norm(pooled)
+        if by_label is not None:
+            inputs = torch.cat([inputs, self.label_norm(by_label).flatten(1)], dim=-1)
+        mu, logvar = self.head(inputs).chunk(2, dim=-1)
         return mu, logvar

@@ -75,13 +75,15 @@ def generate(
     eos_id: int,
     config: GenerationConfig,
     generator: torch.Generator | None = None,
+    label_ids: Tensor | None = None,
 ) -> list[list[int]]:
-    """Decode each latent in z (B, D) to token ids, without BOS and EOS."""
+    """Decode each latent in z (B, D) to token ids, without BOS and EOS.  label_ids (B, L)
+    condition an annotation-conditioned decoder, one label per output position."""
     config.validate()
     max_new = config.max_new_tokens or decoder.config.max_length
     if config.strategy == "beam" and config.num_beams > 1:
-        return _beam_search(decoder, z, bos_id, eos_id, max_new, config)
-    state = decoder.start(z)
+        return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
+    state = decoder.start(z) if label_ids is None else decoder.start(z, label_ids)
     batch = z.shape[0]
     tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
@@ -114,6 +116,8 @@ def _reorder(state: DecodingState, index: Tensor) -> None:
     state.attention_mask = state.attention_mask.index_select(0, index)
     if state.embed_offset is not None:
         state.embed_offset = state.embed_offset.index_select(0, index)
+    if state.label_ids is not None:
+        state.label_ids = state.label_ids.index_select(0, index)
 
 
 def _beam_search(
@@ -123,12 +127,15 @@ def _beam_search(
     eos_id: int,
     max_new: int,
     config: GenerationConfig,
+    label_ids: Tensor | None = None,
 ) -> list[list[int]]:
     """Batched beam search: B x K hypotheses advance together; finished beams only extend with
     EOS at no cost, so their scores freeze while the others continue."""
     batch, k = z.shape[0], config.num_beams
     device = z.device
     state = decoder.start(z.repeat_interleave(k, dim=0))
+    if label_ids is not None:
+        state.label_ids = label_ids.repeat_interleave(k, dim=0)
     tokens = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)
     # Only the first beam of each sentence is live at the start, so the first step does not pick
     # k copies of the same token.

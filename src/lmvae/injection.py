@@ -27,10 +27,19 @@ class KVShape:
 
 
 class LatentInjector(nn.Module):
-    """Trainable projections from z to ``num_slots`` K/V entries in every decoder layer.
+    """Trainable projections from z to K/V entries in every decoder layer.
 
-    With ``rank > 0`` the projection is factorised as latent -> rank -> slots, so its size stops
-    being dominated by ``num_layers * 2 * kv_heads * head_dim * num_slots``.
+    Three modes (``DecoderConfig.injection``):
+
+    * ``"prefix"``: ``num_slots`` independent K/V slots that every position attends to;
+    * ``"per_position"``: the same projection with one slot per decoder position
+      (``num_slots`` = the decoder's max length); :attr:`causal_slots` tells the decoder that
+      position t may attend to slots 0..t only;
+    * ``"memory"`` (Optimus, Li et al., 2020): one vector per layer used as both key and value,
+      and z also added to every input embedding.
+
+    With ``rank > 0`` the K/V projection is factorised as latent -> rank -> slots, so its size
+    stops being dominated by ``num_layers * 2 * kv_heads * head_dim * num_slots``.
     """
 
     def __init__(
@@ -40,11 +49,19 @@ class LatentInjector(nn.Module):
         num_slots: int,
         rank: int = 0,
         embed_injection: bool = False,
+        mode: str = "prefix",
     ):
         super().__init__()
         self.shape = shape
-        self.num_slots = num_slots
-        out = shape.slot_numel * num_slots
+        self.mode = mode
+        self.num_slots = 1 if mode == "memory" else num_slots
+        self.causal_slots = mode == "per_position"
+        if mode == "memory":
+            # One vector per layer, in the K/V geometry, reused as key and value.
+            out = shape.num_layers * shape.num_kv_heads * shape.head_dim
+            embed_injection = True
+        else:
+            out = shape.slot_numel * self.num_slots
         if rank > 0:
             self.kv = nn.Sequential(nn.Linear(latent_size, rank, bias=False), nn.Linear(rank, out))
         else:
@@ -59,7 +76,11 @@ class LatentInjector(nn.Module):
         """z (B, D) -> kv (layers, 2, B, kv_heads, slots, head_dim), embedding offset (B, H)."""
         s = self.shape
         batch = z.shape[0]
-        kv = self.kv(z).view(batch, s.num_layers, 2, s.num_kv_heads, self.num_slots, s.head_dim)
+        if self.mode == "memory":
+            memory = self.kv(z).view(batch, s.num_layers, 1, s.num_kv_heads, 1, s.head_dim)
+            kv = memory.expand(-1, -1, 2, -1, -1, -1)
+        else:
+            kv = self.kv(z).view(batch, s.num_layers, 2, s.num_kv_heads, self.num_slots, s.head_dim)
         kv = kv.permute(1, 2, 0, 3, 4, 5)
         offset = self.embed(z) if self.embed is not None else None
         return kv, offset

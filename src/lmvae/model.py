@@ -15,14 +15,25 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmvae.adapters import adapt, check_encoder_adaptation
+from lmvae.annotations import (
+    AnnotatedCorpus,
+    align_labels,
+    as_corpus,
+    spacy_annotate,
+)
+from lmvae.annotations import label_ids as label_ids_of
 from lmvae.backbones import load_decoder, load_encoder
 from lmvae.config import VAEConfig
-from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
+from lmvae.data import collate_decoder, collate_labels, tokenize_decoder, tokenize_encoder
 from lmvae.decoder import LatentDecoder, TokenLoss
 from lmvae.encoder import SentenceEncoder
-from lmvae.errors import ConfigError
+from lmvae.errors import ConfigError, DataError
 from lmvae.generation import GenerationConfig, generate
-from lmvae.objective import gaussian_kl, reparameterize
+from lmvae.objective import reparameterize
+from lmvae.prior import build_prior
+
+WordLabels = Sequence[Sequence[str]]
 
 #: State-dict prefixes of the frozen backbones; everything else is trainable and saved.
 BACKBONE_PREFIXES = ("encoder.backbone.", "decoder.lm.")
@@ -58,12 +69,24 @@ class LanguageVAE(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        ann = config.annotations
+        num_labels = len(ann.labels)
+        check_encoder_adaptation(config.encoder, encoder.config)
         # The trainable heads start from `seed` whatever the global RNG went through before
         # (loading backbones draws from it), so the same call builds the same model.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.encoder = SentenceEncoder(encoder, config.encoder, config.latent_size)
-            self.decoder = LatentDecoder(decoder, config.decoder, config.latent_size)
+            self.encoder = SentenceEncoder(
+                encoder, config.encoder, config.latent_size, num_labels if ann.encoder else 0
+            )
+            self.decoder = LatentDecoder(
+                decoder, config.decoder, config.latent_size, num_labels if ann.decoder else 0
+            )
+            self.prior = build_prior(config.prior, config.latent_size)
+            for side, backbone in ((config.encoder, encoder), (config.decoder, decoder)):
+                adapt(
+                    backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
+                )
         self.encoder_tokenizer = encoder_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         tok = decoder_tokenizer
@@ -128,11 +151,11 @@ class LanguageVAE(nn.Module):
         return self.config.latent_size
 
     def train(self, mode: bool = True) -> LanguageVAE:
-        """Frozen backbones stay in eval mode (no dropout) whatever mode the heads are in."""
+        """Backbones stay in eval mode (no dropout) whatever mode the heads are in, also when
+        LoRA or unfrozen layers train them: their features stay deterministic."""
         super().train(mode)
         for backbone in (self.encoder.backbone, self.decoder.lm):
-            if not any(p.requires_grad for p in backbone.parameters()):
-                backbone.eval()
+            backbone.eval()
         return self
 
     def num_parameters(self, trainable_only: bool = False) -> int:
@@ -140,24 +163,110 @@ class LanguageVAE(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """The weights that are saved: everything outside the frozen backbones."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIXES)}
+        """The weights that are saved: everything outside the backbones, and the backbone
+        weights that train (LoRA adapters, unfrozen layers)."""
+        trains = {k for k, p in self.named_parameters() if p.requires_grad}
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if not k.startswith(BACKBONE_PREFIXES) or k in trains
+        }
+
+    # -- conditions -----------------------------------------------------------------------------
+    @property
+    def label_vocabulary(self) -> list[str]:
+        """The word labels the model is conditioned on (empty: unconditioned)."""
+        return list(self.config.annotations.labels)
+
+    def annotate(
+        self, data: Sequence[str] | AnnotatedCorpus, categories: bool = True
+    ) -> AnnotatedCorpus:
+        """The corpus with everything the model's conditions need, checked: word labels (made
+        by spaCy when the model annotates on the fly) and, for a mixture prior and unless
+        ``categories=False``, categories."""
+        corpus = as_corpus(data)
+        ann = self.config.annotations
+        if ann.enabled and corpus.labels is None:
+            if ann.source == "spacy":
+                labels = spacy_annotate(corpus.texts, ann.spacy_model, ann.spacy_attribute)
+                corpus = AnnotatedCorpus(corpus.texts, labels, corpus.categories)
+            elif ann.encoder:
+                raise ConfigError(
+                    f"this model is conditioned on word labels ({ann.field!r}): give one label "
+                    "per word of each sentence"
+                )
+        if categories and self.config.prior.kind == "mixture":
+            if corpus.categories is None:
+                raise ConfigError(
+                    f"the mixture prior needs the category ({self.config.prior.field!r}) of "
+                    "every sentence"
+                )
+            self.category_ids(corpus.categories)  # names an unknown category now
+        return corpus
+
+    def category_ids(self, categories: Sequence[str]) -> Tensor:
+        """Category names -> prior component ids (N,); raises for a name not in the prior."""
+        if self.config.prior.kind != "mixture":
+            raise ConfigError("this model has a Gaussian prior: it takes no category")
+        return self.prior.category_ids(list(categories))
+
+    def _word_label_ids(self, texts: Sequence[str], word_labels: WordLabels) -> list[list[int]]:
+        if len(word_labels) != len(texts):
+            raise DataError(f"{len(word_labels)} label rows for {len(texts)} sentences")
+        for text, row in zip(texts, word_labels, strict=True):
+            if len(row) != len(text.split()):
+                raise DataError(
+                    f"{len(row)} labels for {len(text.split())} words in {text!r}: give one "
+                    "label per whitespace-separated word"
+                )
+        return [label_ids_of(row, self.config.annotations.labels) for row in word_labels]
+
+    def decoder_label_rows(self, texts: Sequence[str], word_labels: WordLabels) -> list[list[int]]:
+        """Label id of each decoder target token (the rows of :func:`tokenize_decoder`)."""
+        ids = self._word_label_ids(texts, word_labels)
+        _, rows = align_labels(self.decoder_tokenizer, texts, ids, add_special_tokens=False)
+        return [row[: self.config.decoder.max_length - 1] for row in rows]
 
     # -- the pipeline ---------------------------------------------------------------------------
-    def encoder_inputs(self, texts: Sequence[str]) -> dict[str, Tensor]:
-        enc = tokenize_encoder(self.encoder_tokenizer, texts, self.config.encoder.max_length)
-        return {k: v.to(self.device) for k, v in enc.items()}
+    def encoder_inputs(
+        self, texts: Sequence[str], word_labels: WordLabels | None = None
+    ) -> dict[str, Tensor]:
+        """Encoder tensors of texts; with word labels, ``token_labels`` (B, T) as well."""
+        length = self.config.encoder.max_length
+        if word_labels is None or not self.encoder.label_groups:
+            enc = tokenize_encoder(self.encoder_tokenizer, texts, length)
+            return {k: v.to(self.device) for k, v in enc.items()}
+        ids = self._word_label_ids(texts, word_labels)
+        enc, rows = align_labels(
+            self.encoder_tokenizer, texts, ids, padding=True, truncation=True, max_length=length
+        )
+        out = {
+            "input_ids": torch.tensor(enc["input_ids"]),
+            "attention_mask": torch.tensor(enc["attention_mask"]),
+            "token_labels": torch.tensor(rows),
+        }
+        return {k: v.to(self.device) for k, v in out.items()}
 
-    def decoder_inputs(self, texts: Sequence[str]) -> dict[str, Tensor]:
+    def decoder_inputs(
+        self, texts: Sequence[str], word_labels: WordLabels | None = None
+    ) -> dict[str, Tensor]:
+        """Decoder tensors of texts; with word labels and a conditioned decoder, ``label_ids``
+        (B, T): the label of the token each position predicts."""
         rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
         if any(len(r) == 0 for r in rows):
             raise ConfigError("an empty sentence cannot be reconstructed")
         batch = collate_decoder(rows, self.bos_id, self.eos_id, self.pad_id)
+        if word_labels is not None and self.decoder.label_embed is not None:
+            label_rows = self.decoder_label_rows(texts, word_labels)
+            batch["label_ids"] = collate_labels(label_rows, batch["input_ids"].shape[1])
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Frozen pooled encoder features (B, S, H); cacheable per sentence."""
-        return self.encoder.features(input_ids, attention_mask)
+    def features(
+        self, input_ids: Tensor, attention_mask: Tensor, token_labels: Tensor | None = None
+    ) -> Tensor:
+        """Pooled encoder features (B, S, H) (or (B, S, 1 + G, H) when annotation-conditioned);
+        cacheable per sentence while the encoder backbone is frozen."""
+        return self.encoder.features(input_ids, attention_mask, token_labels)
 
     def forward(
         self,
@@ -169,28 +278,46 @@ class LanguageVAE(nn.Module):
         features: Tensor | None = None,
         sample: bool = True,
         generator: torch.Generator | None = None,
+        token_labels: Tensor | None = None,
+        label_ids: Tensor | None = None,
+        category: Tensor | None = None,
     ) -> VAEOutput:
         """One teacher-forced pass.  Give the encoder either its tokens or cached ``features``;
-        the decoder tensors come from :meth:`decoder_inputs`."""
+        the decoder tensors come from :meth:`decoder_inputs`.
+
+        Conditions: ``token_labels`` (B, T_enc) for an annotation-conditioned encoder,
+        ``label_ids`` (B, T) for a conditioned decoder (in training a fraction of rows is
+        dropped to padding), ``category`` (B,) component ids for a mixture prior.
+        """
         if features is None:
             if encoder_input_ids is None or encoder_attention_mask is None:
                 raise ConfigError(
                     "forward needs encoder_input_ids/encoder_attention_mask or features"
                 )
-            features = self.features(encoder_input_ids, encoder_attention_mask)
+            features = self.features(encoder_input_ids, encoder_attention_mask, token_labels)
         mu, logvar = self.encoder.posterior(features)
         z = reparameterize(mu, logvar, generator) if sample else mu
-        tokens = self.decoder.token_loss(z, input_ids, attention_mask, labels)
-        return VAEOutput(mu, logvar, z, gaussian_kl(mu, logvar), tokens)
+        dropout = self.config.annotations.decoder_dropout
+        if label_ids is not None and self.training and dropout > 0:
+            keep = torch.rand(label_ids.shape[0], generator=generator, device=label_ids.device)
+            label_ids = label_ids * (keep >= dropout)[:, None].to(label_ids.dtype)
+        tokens = self.decoder.token_loss(z, input_ids, attention_mask, labels, label_ids)
+        return VAEOutput(mu, logvar, z, self.prior.kl(mu, logvar, category), tokens)
 
     # -- convenience API (inference) ------------------------------------------------------------
     @torch.no_grad()
-    def posterior(self, texts: Sequence[str], batch_size: int = 64) -> tuple[Tensor, Tensor]:
-        """mu and logvar (N, D) of each text."""
+    def posterior(
+        self, texts: Sequence[str], batch_size: int = 64, word_labels: WordLabels | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """mu and logvar (N, D) of each text (given its word labels, if conditioned)."""
         texts = _as_list(texts)
+        if self.encoder.label_groups:
+            corpus = AnnotatedCorpus(texts, _rows(word_labels))
+            word_labels = self.annotate(corpus, categories=False).labels
         mus, logvars = [], []
         for i in range(0, len(texts), batch_size):
-            enc = self.encoder_inputs(texts[i : i + batch_size])
+            rows = None if word_labels is None else word_labels[i : i + batch_size]
+            enc = self.encoder_inputs(texts[i : i + batch_size], rows)
             mu, logvar = self.encoder.posterior(self.features(**enc))
             mus.append(mu)
             logvars.append(logvar)
@@ -203,9 +330,10 @@ class LanguageVAE(nn.Module):
         sample: bool = False,
         batch_size: int = 64,
         generator: torch.Generator | None = None,
+        word_labels: WordLabels | None = None,
     ) -> Tensor:
         """Latents (N, D) of texts: the posterior mean, or a sample with ``sample=True``."""
-        mu, logvar = self.posterior(texts, batch_size)
+        mu, logvar = self.posterior(texts, batch_size, word_labels)
         return reparameterize(mu, logvar, generator) if sample else mu
 
     @torch.no_grad()
@@ -215,42 +343,81 @@ class LanguageVAE(nn.Module):
         generation: GenerationConfig | None = None,
         batch_size: int = 64,
         generator: torch.Generator | None = None,
+        word_labels: WordLabels | None = None,
+        label_ids: Tensor | None = None,
         **kwargs: Any,
     ) -> list[str]:
         """Sentences from latents z (N, D).  Options: a GenerationConfig or its fields as
-        keywords (``strategy="beam"``, ``num_beams=4``, ``temperature=0.8`` ...)."""
+        keywords (``strategy="beam"``, ``num_beams=4``, ``temperature=0.8`` ...).
+
+        An annotation-conditioned decoder may be given the label of each output token, as
+        ``word_labels`` (names; one per word for a word-level decoder tokenizer) or as
+        ``label_ids`` (N, L); positions past them, or all without them, get no label.
+        """
         generation = generation or GenerationConfig(**kwargs)
         if z.dim() != 2 or z.shape[1] != self.latent_size:
             raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
         z = z.to(self.device, self.encoder.head.weight.dtype)
+        if word_labels is not None and label_ids is None:
+            if len(word_labels) != z.shape[0]:
+                raise ConfigError(f"{len(word_labels)} label rows for {z.shape[0]} latents")
+            vocab = self.config.annotations.labels
+            rows = [label_ids_of(row, vocab) for row in word_labels]
+            label_ids = collate_labels(rows, max(1, *(len(r) for r in rows)))
+        if self.decoder.label_embed is None:
+            label_ids = None
         texts = []
         for i in range(0, z.shape[0], batch_size):
             ids = generate(
-                self.decoder, z[i : i + batch_size], self.bos_id, self.eos_id, generation, generator
+                self.decoder,
+                z[i : i + batch_size],
+                self.bos_id,
+                self.eos_id,
+                generation,
+                generator,
+                None if label_ids is None else label_ids[i : i + batch_size].to(self.device),
             )
             texts.extend(
                 self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids
             )
         return texts
 
-    def reconstruct(self, texts: Sequence[str], sample: bool = False, **kwargs: Any) -> list[str]:
-        """Encode then decode each text (posterior mean by default)."""
+    def reconstruct(
+        self,
+        texts: Sequence[str],
+        sample: bool = False,
+        word_labels: WordLabels | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Encode then decode each text (posterior mean by default); with word labels, both
+        sides are conditioned on them (the decoder on the labels of the text's own tokens)."""
         generator = kwargs.pop("generator", None)
-        return self.decode(
-            self.encode(texts, sample=sample, generator=generator), generator=generator, **kwargs
-        )
+        texts = _as_list(texts)
+        if self.config.annotations.enabled:
+            corpus = AnnotatedCorpus(texts, _rows(word_labels))
+            word_labels = self.annotate(corpus, categories=False).labels
+        z = self.encode(texts, sample=sample, generator=generator, word_labels=word_labels)
+        if word_labels is not None and self.decoder.label_embed is not None:
+            rows = self.decoder_label_rows(texts, word_labels)
+            kwargs["label_ids"] = collate_labels(rows, max(len(r) for r in rows) + 1)
+        return self.decode(z, generator=generator, **kwargs)
 
     def sample_prior(
         self,
         n: int,
         seed: int | None = None,
         generation: GenerationConfig | None = None,
+        category: str | None = None,
         **kwargs: Any,
     ) -> list[str]:
-        """n sentences decoded from z ~ N(0, I); ``seed`` fixes both z and any sampling."""
+        """n sentences decoded from z ~ p(z), or from p(z | category) with a mixture prior;
+        ``seed`` fixes both z and any sampling."""
         # Without a seed, draw from torch's global RNG so torch.manual_seed governs the result.
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.latent_size, generator=generator)
+        component = None
+        if category is not None:
+            component = self.category_ids([category] * n)
+        z = self.prior.sample(n, component, generator)
         if seed is not None:
             kwargs.setdefault("generator", torch.Generator(device=self.device).manual_seed(seed))
         return self.decode(z, generation=generation, **kwargs)
@@ -262,8 +429,13 @@ class LanguageVAE(nn.Module):
         on a straight line or (``mode="slerp"``) along the great circle."""
         if steps < 2:
             raise ConfigError(f"interpolation needs at least 2 steps, got {steps}")
-        za, zb = self.encode([start, end])
+        word_labels = kwargs.pop("word_labels", None)
+        za, zb = self.encode([start, end], word_labels=word_labels)
         return self.decode(interpolate_latents(za, zb, steps, mode), **kwargs)
+
+
+def _rows(word_labels: WordLabels | None) -> list[list[str]] | None:
+    return None if word_labels is None else [list(row) for row in word_labels]
 
 
 def interpolate_latents(za: Tensor, zb: Tensor, steps: int, mode: str = "linear") -> Tensor:

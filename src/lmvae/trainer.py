@@ -26,17 +26,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.checkpoint import (
     load_optimizer,
     load_trainable_weights,
     replace_directory,
     save_optimizer,
 )
+from lmvae.conditioning import prepare_conditions
 from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
-from lmvae.model import LanguageVAE
+from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss
 
 TRAINER_STATE = "trainer_state.json"
@@ -101,7 +103,7 @@ def _device_batch(model: LanguageVAE, batch: dict[str, Tensor]) -> dict[str, Ten
 @torch.no_grad()
 def evaluate(
     model: LanguageVAE,
-    texts: Sequence[str],
+    texts: Sequence[str] | AnnotatedCorpus,
     batch_size: int = 64,
     decode_sentences: int = 200,
     features: Callable[[list[int]], Tensor] | None = None,
@@ -114,8 +116,12 @@ def evaluate(
 
     ``features`` maps text indices to frozen encoder features (a trainer's cache), so that
     repeated evaluations do not run the encoder again.  ``loss`` is the training objective at
-    ``beta`` with the ``free_bits`` floor on the held-out set's per-dimension KL.
+    ``beta`` with the ``free_bits`` floor on the held-out set's per-dimension KL.  An
+    :class:`AnnotatedCorpus` gives the conditions of a conditioned model (the decoder decodes
+    with the labels of the reference sentence).
     """
+    corpus = model.annotate(as_corpus(texts))
+    texts, cond = corpus.texts, prepare_conditions(model, corpus)
     was_training = model.training
     model.eval()
     nll = tokens = correct = 0.0
@@ -123,11 +129,14 @@ def evaluate(
     mus = []
     for i in range(0, len(texts), batch_size):
         chunk = texts[i : i + batch_size]
+        indices = list(range(i, i + len(chunk)))
         if features is not None:
-            feats = features(list(range(i, i + len(chunk))))
+            feats = features(indices)
         else:
-            feats = model.features(**model.encoder_inputs(chunk))
-        out = model(**model.decoder_inputs(chunk), features=feats, sample=False)
+            feats = model.features(**model.encoder_inputs(chunk, cond.labels_of(indices)))
+        batch = model.decoder_inputs(chunk)
+        batch.update(cond.batch(indices, batch["input_ids"].shape[1]))
+        out = model(**_device_batch(model, batch), features=feats, sample=False)
         nll += float(out.tokens.nll.sum())
         tokens += float(out.tokens.num_tokens.sum())
         correct += float(out.tokens.num_correct.sum())
@@ -147,7 +156,11 @@ def evaluate(
     }
     if decode_sentences > 0:
         refs = list(texts[:decode_sentences])
-        hyps = model.decode(torch.cat(mus)[: len(refs)], batch_size=batch_size)
+        labels = None
+        if cond.decoder_labels is not None:  # decode given the references' own labels
+            width = max(len(r) for r in cond.decoder_labels[: len(refs)]) + 1
+            labels = cond.batch(range(len(refs)), width)["label_ids"]
+        hyps = model.decode(torch.cat(mus)[: len(refs)], batch_size=batch_size, label_ids=labels)
         metrics.update(reconstruction_metrics(hyps, refs))
     model.train(was_training)
     return metrics
@@ -198,9 +211,14 @@ def train(
     """
     config = config or TrainConfig()
     config.validate()
-    train_texts, eval_texts = list(train_texts), list(eval_texts)
-    if not train_texts:
+    if not len(train_texts):
         raise DataError("no training sentences")
+    # Labels (from the data, or spaCy) and categories, checked once for the whole run.
+    train_set = model.annotate(as_corpus(train_texts))
+    eval_set = model.annotate(as_corpus(eval_texts)) if len(eval_texts) else None
+    train_texts, eval_texts = train_set.texts, eval_set.texts if eval_set else []
+    train_cond = prepare_conditions(model, train_set)
+    eval_cond = prepare_conditions(model, eval_set) if eval_set else None
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -227,14 +245,17 @@ def train(
     cache = FeatureCache(config.feature_cache_mb * 2**20)
     eval_cache = FeatureCache(config.feature_cache_mb * 2**20)
 
-    def feature_source(texts: list[str], store: FeatureCache) -> Callable[[list[int]], Tensor]:
+    def feature_source(texts: list[str], cond, store: FeatureCache) -> Callable:
         def compute(indices: list[int]) -> Tensor:
-            return model.features(**model.encoder_inputs([texts[i] for i in indices]))
+            chunk = [texts[i] for i in indices]
+            return model.features(**model.encoder_inputs(chunk, cond.labels_of(indices)))
 
+        if model.encoder.backbone_trains:  # LoRA / unfrozen layers: features change every step
+            return compute
         return lambda indices: store.get(indices, compute)
 
-    train_features = feature_source(train_texts, cache)
-    eval_features = feature_source(eval_texts, eval_cache)
+    train_features = feature_source(train_texts, train_cond, cache)
+    eval_features = feature_source(eval_texts, eval_cond, eval_cache) if eval_set else None
 
     order_gen = torch.Generator()
     loader = torch.utils.data.DataLoader(
@@ -246,7 +267,7 @@ def train(
     )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        params,
+        _param_groups(model, config),
         lr=config.lr,
         weight_decay=config.weight_decay,
         fused=accelerator.device.type == "cuda",
@@ -314,6 +335,7 @@ def train(
                 batch = collate_decoder(
                     [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
                 )
+                batch.update(train_cond.batch(indices, batch["input_ids"].shape[1]))
                 output = model(
                     **_device_batch(model, batch), features=features, generator=sample_gen
                 )
@@ -362,7 +384,7 @@ def train(
         if eval_texts:
             metrics = evaluate(
                 model,
-                eval_texts,
+                eval_set,
                 batch_size=max(config.batch_size, 64),
                 decode_sentences=config.eval_decode_sentences,
                 features=eval_features,
@@ -402,6 +424,19 @@ def train(
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _param_groups(model: LanguageVAE, config: TrainConfig) -> list[dict[str, Any]]:
+    """The heads at ``lr``; backbone weights that train (LoRA, unfrozen layers) at
+    ``backbone_lr``, since pretrained weights want a far smaller step than fresh projections."""
+    heads, backbone = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (backbone if name.startswith(BACKBONE_PREFIXES) else heads).append(p)
+    groups = [{"params": heads}]
+    if backbone:
+        groups.append({"params": backbone, "lr": config.backbone_lr})
+    return groups
 
 
 def _scheduler_state(scheduler) -> dict[str, Any]:
