@@ -544,10 +544,10 @@ def probe(
     threads: ThreadsOpt = None,
 ) -> None:
     """Probe a trained model's latent space and write an HTML + JSON report."""
+    import time
+
     from lmvae.probes.records import load_probe_data
     from lmvae.probes.report import find_history, run_probes, write_report
-
-    import time
 
     started = time.perf_counter()
     _set_threads(threads)

@@ -13,6 +13,7 @@ import pytest
 from lmvae.errors import ConfigError
 from lmvae.probes.records import load_probe_data
 from lmvae.probes.report import PROBES, find_history, run_probes, write_report
+from lmvae.probes.usage import latent_usage
 
 STS = [("a cat is a kind of mammal", "a dog is a kind of mammal", 4.0),
        ("a cat is a kind of mammal", "water turns into ice", 0.5),
@@ -147,3 +148,27 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     pixels = mpimg.imread(shot)[..., :3].reshape(-1, 3)
     colours = np.unique((pixels * 255).astype(np.uint8), axis=0)
     assert len(colours) > 50  # a page of text, charts and coloured points, not a blank canvas
+
+
+def test_conditioned_model_gets_its_labels_and_categories(make_vae, data):
+    from lmvae.demo.corpus import ROLE_LABELS
+
+    templates = sorted(set(data.labels["template"]))
+    vae = make_vae(
+        "bert", "gpt2", latent_size=4,
+        annotations={"labels": list(ROLE_LABELS), "encoder": True, "decoder": True},
+        prior_kind="mixture", prior_categories=templates, prior_field="template",
+    )  # fmt: skip
+    out = run_probes(vae, data, ["reconstruction", "traversal", "properties"], decode_sentences=8)
+    assert out["reconstruction"]["kl"] > 0 and len(out["traversal"]["rows"]) == 2 * 4 * 7
+    # The probes saw the labelled posterior of each sentence.
+    mu, logvar = vae.posterior(data.texts, word_labels=data.roles)
+    assert out["latent_usage"]["kl"] == pytest.approx(latent_usage(mu, logvar)["kl"], rel=1e-6)
+    unlabelled = load_probe_data("demo").subset(range(120))
+    unlabelled.roles = None
+    with pytest.raises(ConfigError, match="conditioned on word labels"):
+        run_probes(vae, unlabelled, ["properties"])
+    no_category = load_probe_data("demo").subset(range(120))
+    no_category.labels = {}
+    with pytest.raises(ConfigError, match="mixture prior over 'template'"):
+        run_probes(vae, no_category, ["properties"])

@@ -63,6 +63,63 @@ def find_history(model_path: str | Path) -> list[dict[str, Any]] | None:
     return None
 
 
+class _LabelledProbeModel:
+    """A conditioned model seen through the probes' text-only API: ``posterior`` and ``encode``
+    look up each probe sentence's word labels, so every probe works unchanged."""
+
+    def __init__(self, vae: Any, data: ProbeData):
+        self._vae = vae
+        self._rows = dict(zip(data.texts, data.roles or [], strict=False))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vae, name)
+
+    def _labels(self, texts: Sequence[str]) -> list[list[str]]:
+        missing = [t for t in texts if t not in self._rows]
+        if missing:
+            raise ConfigError(
+                f"no word labels for {missing[0]!r}: the model is conditioned on them"
+            )
+        return [self._rows[t] for t in texts]
+
+    def posterior(self, texts: Sequence[str], batch_size: int = 64) -> Any:
+        return self._vae.posterior(texts, batch_size, word_labels=self._labels(texts))
+
+    def encode(self, texts: Sequence[str], sample: bool = False, batch_size: int = 64,
+               generator: Any = None) -> Any:  # fmt: skip
+        return self._vae.encode(texts, sample, batch_size, generator, self._labels(texts))
+
+
+def _for_probing(vae: Any, data: ProbeData) -> tuple[Any, Any]:
+    """The model the probes see and the data :func:`lmvae.evaluate` gets: word labels and
+    categories go along where the model is conditioned on them."""
+    config = getattr(vae, "config", None)
+    ann = getattr(config, "annotations", None)
+    prior = getattr(config, "prior", None)
+    needs_labels = bool(ann is not None and ann.enabled and ann.encoder and ann.source == "file")
+    needs_category = prior is not None and prior.kind == "mixture"
+    if not needs_labels and not needs_category:
+        return vae, data.texts
+    from ..annotations import AnnotatedCorpus
+
+    if needs_labels and data.roles is None:
+        raise ConfigError(
+            "this model is conditioned on word labels: probe it with data that has them "
+            "(JSONL with a per-word labels field, or --data demo)"
+        )
+    categories = None
+    if needs_category:
+        if prior.field not in data.labels:
+            raise ConfigError(
+                f"this model has a mixture prior over {prior.field!r}: the probe data needs that "
+                f"sentence label (it has {', '.join(data.labels) or 'none'})"
+            )
+        categories = data.labels[prior.field]
+    corpus = AnnotatedCorpus(data.texts, data.roles if ann is not None and ann.enabled else None,
+                             categories)  # fmt: skip
+    return (_LabelledProbeModel(vae, data) if needs_labels else vae), corpus
+
+
 def _choose(probes: Sequence[str] | str | None, have_sts: bool) -> list[str]:
     if probes is None or probes == "all" or list(probes) == ["all"]:
         return [p for p in PROBES if p != "sts" or have_sts]
@@ -160,6 +217,8 @@ def run_probes(
         results["timings"][name] = round(time.perf_counter() - start, 2)
         return value
 
+    model, eval_data = vae, data.texts
+    vae, eval_data = _for_probing(model, data)
     mu, logvar = timed("posterior", lambda: vae.posterior(data.texts))
     usage = latent_usage(mu, logvar, seed=seed)
     results["latent_usage"] = usage
@@ -170,7 +229,7 @@ def run_probes(
     if "reconstruction" in chosen:
         results["reconstruction"] = timed(
             "reconstruction",
-            lambda: evaluate(vae, data.texts, decode_sentences=decode_sentences),
+            lambda: evaluate(model, eval_data, decode_sentences=decode_sentences),
         )
     if "traversal" in chosen:
         dims = [int(d) for d in np.argsort(usage["kl_per_dim"])[::-1][:4]]
