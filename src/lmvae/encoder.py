@@ -7,6 +7,8 @@ features once per sentence and reuse them every epoch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,6 +41,18 @@ def pool(states: Tensor, mask: Tensor, how: str) -> Tensor:
     return states[torch.arange(states.shape[0], device=states.device), index]
 
 
+class _Captured(Exception):
+    """Raised by a hook to leave the backbone once the deepest pooled state is captured."""
+
+
+def layer_stack(backbone: nn.Module, num_layers: int) -> nn.ModuleList | None:
+    """The backbone's list of transformer layers: the outermost ModuleList of ``num_layers``."""
+    for module in backbone.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == num_layers:
+            return module
+    return None
+
+
 class SentenceEncoder(nn.Module):
     """A frozen encoder LM with a trainable posterior head."""
 
@@ -67,6 +81,12 @@ class SentenceEncoder(nn.Module):
         # it would undo the choice, since it ignores the scale of its input.
         self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, 2 * latent_size)
+        # Hidden state i < N is the input of layer i, so pooling shallow states needs only the
+        # layers below them: the default (embeddings) needs none.  Whether the stack found is
+        # the one the states come from is checked against a full pass on the first batch.
+        deepest = max(self.layers)
+        self._stack = layer_stack(backbone, n_states - 1) if deepest < n_states - 1 else None
+        self._early_exit: bool | None = None  # None: not checked yet
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -76,12 +96,58 @@ class SentenceEncoder(nn.Module):
     @torch.no_grad()
     def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Pooled states of the selected layers: (B, S, H), S = 1 or all layers for "mix"."""
+        states = self._states(input_ids, attention_mask)
+        pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
+        return torch.stack(pooled, dim=1).float()
+
+    def _states(self, input_ids: Tensor, attention_mask: Tensor) -> Sequence[Tensor] | dict:
+        """The hidden states to pool, indexable by layer: all of them, or only the selected ones
+        from a pass that stops below the deepest selected layer."""
+        if self._stack is None or self._early_exit is False:
+            return self._all_states(input_ids, attention_mask)
+        states = self._shallow_states(input_ids, attention_mask)
+        if self._early_exit is None:
+            full = self._all_states(input_ids, attention_mask)
+            self._early_exit = all(
+                states.get(i) is not None
+                and states[i].shape == full[i].shape
+                and torch.allclose(states[i], full[i])
+                for i in self.layers
+            )
+            return full
+        return states
+
+    def _all_states(self, input_ids: Tensor, attention_mask: Tensor) -> Sequence[Tensor]:
         out = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
         )
-        states = out.hidden_states
-        pooled = [pool(states[i], attention_mask, self.config.pooling) for i in self.layers]
-        return torch.stack(pooled, dim=1).float()
+        return out.hidden_states
+
+    def _shallow_states(self, input_ids: Tensor, attention_mask: Tensor) -> dict[int, Tensor]:
+        """Inputs of the selected layers, captured by pre-hooks; the deepest one stops the pass."""
+        states: dict[int, Tensor] = {}
+        deepest = max(self.layers)
+
+        def capture(index: int):
+            def hook(module, args, kwargs):
+                states[index] = args[0] if args else kwargs.get("hidden_states")
+                if index == deepest:
+                    raise _Captured
+
+            return hook
+
+        handles = [
+            self._stack[i].register_forward_pre_hook(capture(i), with_kwargs=True)
+            for i in set(self.layers)
+        ]
+        try:
+            self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        except _Captured:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return states
 
     def posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S, H) features -> mu, logvar, each (B, latent_size)."""
