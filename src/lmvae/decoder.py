@@ -18,6 +18,7 @@ from transformers import DynamicCache, PreTrainedModel
 from lmvae.cache import kv_shape, position_ids, prefix_attention_mask, prefix_cache
 from lmvae.config import DecoderConfig
 from lmvae.injection import LatentInjector
+from lmvae.objective import token_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -120,16 +121,25 @@ class LatentDecoder(nn.Module):
         hidden = self.hidden_states(z, input_ids, attention_mask)
         target = labels != IGNORE_INDEX  # (B, T)
         rows = target.nonzero(as_tuple=True)[0]
-        logits = self.logits(hidden[target]).float()  # (N, V): never the padded positions
         gold = labels[target]
-        nll = F.cross_entropy(logits, gold, reduction="none")
+        nll, hits = self._cross_entropy(hidden[target], gold)  # never the padded positions
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
             nll=zeros.index_add(0, rows, nll),
             num_tokens=target.sum(1),
-            num_correct=zeros.index_add(0, rows, (logits.argmax(-1) == gold).float()),
+            num_correct=zeros.index_add(0, rows, hits.float()),
         )
+
+    def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
+        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
+        head = self.lm.get_output_embeddings()
+        frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
+        if frozen:  # chunked, no (N, V) tensor kept for backward
+            scale = (self._logit_scale or 1.0) / (self._logits_scaling or 1.0)
+            return token_cross_entropy(hidden, head.weight, gold, head.bias, scale, self._softcap)
+        logits = self.logits(hidden).float()
+        return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
     # -- decoding -----------------------------------------------------------------------------
     def start(self, z: Tensor) -> DecodingState:

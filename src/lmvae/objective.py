@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -33,6 +34,81 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
     """z = mu + sigma * eps, differentiable in mu and logvar."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
+
+
+#: Elements of one chunk of fp32 logits in :func:`token_cross_entropy` (8 MiB).
+CE_CHUNK_ELEMENTS = 2**21
+
+
+class _TokenCrossEntropy(torch.autograd.Function):
+    """Cross-entropy of an output layer, chunk by chunk; the gradient is formed in the forward.
+
+    For each chunk of rows the logits are made in the weights' dtype and turned into fp32
+    log-probabilities; when a gradient is needed, dnll/dlogits = softmax - onehot goes back
+    through the soft cap, the scale and W at once, so only (N, H) is kept for backward, never
+    (N, V) logits or probabilities.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, gold, scale, cap, chunk, need_grad):
+        nll = torch.empty(hidden.shape[0], device=hidden.device)
+        hits = torch.empty(hidden.shape[0], device=hidden.device, dtype=torch.bool)
+        grad = torch.empty_like(hidden) if need_grad else None
+        for start in range(0, hidden.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            target = gold[rows, None]
+            logits = F.linear(hidden[rows], weight, bias).float()  # (n, V)
+            if scale != 1.0:
+                logits = logits.mul_(scale)
+            if cap:
+                logits = logits.div_(cap).tanh_().mul_(cap)
+            hits[rows] = logits.argmax(-1) == gold[rows]
+            lse = torch.logsumexp(logits, -1, keepdim=True)
+            nll[rows] = (lse - logits.gather(-1, target)).squeeze(-1)
+            if need_grad:
+                # d(cap tanh(x / cap))/dx = 1 - (logit / cap)^2, taken before the buffer is reused.
+                slope = (logits / cap).square_().neg_().add_(1.0) if cap else None
+                dlogits = logits.sub_(lse).exp_()  # softmax, in the logits' buffer
+                dlogits.scatter_add_(-1, target, torch.full_like(target, -1.0, dtype=torch.float))
+                if slope is not None:
+                    dlogits.mul_(slope)
+                if scale != 1.0:
+                    dlogits.mul_(scale)
+                grad[rows] = dlogits.to(weight.dtype) @ weight
+        ctx.save_for_backward(grad)
+        ctx.mark_non_differentiable(hits)
+        return nll, hits
+
+    @staticmethod
+    def backward(ctx, grad_nll, _grad_hits):
+        (grad,) = ctx.saved_tensors
+        grad_hidden = grad * grad_nll[:, None].to(grad.dtype)
+        return grad_hidden, None, None, None, None, None, None, None
+
+
+def token_cross_entropy(
+    hidden: Tensor,
+    weight: Tensor,
+    gold: Tensor,
+    bias: Tensor | None = None,
+    scale: float = 1.0,
+    cap: float | None = None,
+    chunk_elements: int = CE_CHUNK_ELEMENTS,
+) -> tuple[Tensor, Tensor]:
+    """Per-token cross-entropy (N,) in fp32 and argmax hits (N,) of a frozen output layer.
+
+    hidden (N, H) are the states of the target positions only, weight (V, H) and bias (V,) the
+    output layer, gold (N,) the targets; logits are ``scale * (h W^T + b)``, soft-capped as
+    ``cap * tanh(logits / cap)`` when ``cap`` is set.  Memory stays O(chunk x V) whatever N.
+    Differentiable in ``hidden`` only.
+    """
+    if weight.requires_grad or (bias is not None and bias.requires_grad):
+        raise ValueError("token_cross_entropy differentiates the hidden states only")
+    chunk = max(1, chunk_elements // weight.shape[0])
+    need_grad = torch.is_grad_enabled() and hidden.requires_grad
+    return _TokenCrossEntropy.apply(
+        hidden, weight, bias, gold, float(scale), cap or None, chunk, need_grad
+    )
 
 
 @dataclass
