@@ -183,6 +183,10 @@ class TrainConfig:
     #: Clip the global gradient norm to this (after backward, before the step); 0 disables.
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    #: Length bucketing: sort each run of this many batches of the shuffled corpus by sentence
+    #: length before cutting it into batches, then shuffle the batches (less padding per batch,
+    #: still random batches in random order); 0 turns it off.
+    bucket_batches: int = 0
     #: Largest beta of the cyclical KL schedule.
     beta_max: float = 1.0
     #: Number of cycles of the beta schedule over the whole run (Fu et al., 2019).
@@ -244,6 +248,7 @@ class TrainConfig:
                 f"eval_fraction must be in [0, 1), got {self.eval_fraction}",
             ),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1"),
+            (self.bucket_batches >= 0, f"bucket_batches must be >= 0, got {self.bucket_batches}"),
             (
                 self.best_metric in ("loss", "neg_elbo", "recon_nll", "bleu", "exact_match"),
                 f"unknown best_metric {self.best_metric!r}",

@@ -131,6 +131,36 @@ def split_corpus(
     return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
 
 
+def epoch_batches(
+    num_items: int,
+    batch_size: int,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
+    bucket_batches: int = 0,
+) -> list[list[int]]:
+    """One epoch's batches of item indices: a random permutation cut into batches (the order a
+    shuffling DataLoader with the same generator gives).
+
+    Length bucketing, with ``lengths`` and ``bucket_batches`` > 0: each run of ``bucket_batches``
+    batches of the permutation is sorted by length (stably, so ties keep their random order)
+    before it is cut, and the batches are then shuffled, so a batch holds random items of about
+    one length and the batch order stays random.  Padding shrinks; the number of batches and
+    their sizes do not change.
+    """
+    # A DataLoader draws its workers' base seed first; drawing it too keeps earlier runs' order.
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(num_items, generator=generator).tolist()
+    if lengths is None or bucket_batches <= 0:
+        return [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+    pool = batch_size * bucket_batches
+    batches = []
+    for start in range(0, num_items, pool):
+        run = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches.extend(run[i : i + batch_size] for i in range(0, len(run), batch_size))
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
 def tokenize_decoder(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:
