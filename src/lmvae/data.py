@@ -138,8 +138,7 @@ def epoch_batches(
     lengths: Sequence[int] | None = None,
     bucket_batches: int = 0,
 ) -> list[list[int]]:
-    """One epoch's batches of item indices: a random permutation cut into batches (the order a
-    shuffling DataLoader with the same generator gives).
+    """One epoch's batches of item indices: a random permutation cut into batches.
 
     Length bucketing, with ``lengths`` and ``bucket_batches`` > 0: each run of ``bucket_batches``
     batches of the permutation is sorted by length (stably, so ties keep their random order)
@@ -147,8 +146,6 @@ def epoch_batches(
     one length and the batch order stays random.  Padding shrinks; the number of batches and
     their sizes do not change.
     """
-    # A DataLoader draws its workers' base seed first; drawing it too keeps earlier runs' order.
-    torch.empty((), dtype=torch.int64).random_(generator=generator)
     order = torch.randperm(num_items, generator=generator).tolist()
     if lengths is None or bucket_batches <= 0:
         return [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
