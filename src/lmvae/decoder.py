@@ -103,9 +103,13 @@ class LatentDecoder(nn.Module):
 
     def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
-        kv, offset = self.injector(z)
+        kv, offset = self.injector(z)  # (layers, 2, B, kv_heads, slots, head_dim)
         dtype = self.lm.get_input_embeddings().weight.dtype
-        return prefix_cache(kv.to(dtype), self.lm.config), offset
+        # The projection writes (B, layers, 2, ...); cast and split in that layout, so neither
+        # the cast nor the gradient (stacked back layer by layer) copies a permuted tensor.
+        by_row = kv.permute(2, 0, 1, 3, 4, 5).to(dtype)
+        layers = [pair.unbind(1) for pair in by_row.unbind(1)]  # (keys, values), (B, H, S, D)
+        return prefix_cache(layers, self.lm.config), offset
 
     # -- training -----------------------------------------------------------------------------
     def hidden_states(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
@@ -39,6 +39,7 @@ from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
+from lmvae.precision import cpu_bf16_decoder
 
 TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
@@ -211,10 +212,14 @@ def train(
     set_seed(config.seed)
     started = time.perf_counter()
 
-    mixed = config.mixed_precision or ("bf16" if torch.cuda.is_available() else "no")
+    device = PartialState().device
+    mixed = config.mixed_precision or ("bf16" if device.type == "cuda" else "no")
+    # bf16 on CPU holds the frozen decoder in bf16 during the training passes instead of
+    # autocasting (see lmvae.precision); elsewhere Accelerate's autocast does mixed precision.
+    cpu_bf16 = mixed == "bf16" and device.type == "cpu"
     # Accumulation is done here rather than by Accelerate: its accumulate() only closes a group
     # at the end of a dataloader it prepared, and a group must never straddle two epochs.
-    accelerator = Accelerator(mixed_precision=mixed)
+    accelerator = Accelerator(mixed_precision="no" if cpu_bf16 else mixed)
     accumulation = config.gradient_accumulation_steps
     model.to(accelerator.device)
     model.train()
@@ -299,51 +304,53 @@ def train(
             dynamic_ncols=True,
         )
         beta = 0.0
-        for batch_index, indices in enumerate(bar):
-            group_start = batch_index - batch_index % accumulation
-            group_size = min(accumulation, n_batches - group_start)
-            sync = batch_index + 1 == group_start + group_size
-            beta = cyclical_beta(
-                step,
-                total_steps,
-                config.beta_cycles,
-                config.beta_max,
-                config.beta_zero_ratio,
-                config.beta_ramp_ratio,
-            )
-            no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
-            with no_sync, accelerator.autocast():
-                features = train_features(indices)
-                batch = collate_decoder(
-                    [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
+        precision = cpu_bf16_decoder(model.decoder.lm) if cpu_bf16 else contextlib.nullcontext()
+        with precision:
+            for batch_index, indices in enumerate(bar):
+                group_start = batch_index - batch_index % accumulation
+                group_size = min(accumulation, n_batches - group_start)
+                sync = batch_index + 1 == group_start + group_size
+                beta = cyclical_beta(
+                    step,
+                    total_steps,
+                    config.beta_cycles,
+                    config.beta_max,
+                    config.beta_zero_ratio,
+                    config.beta_ramp_ratio,
                 )
-                output = model(
-                    **_device_batch(model, batch), features=features, generator=sample_gen
-                )
-                terms = elbo_loss(
-                    output.tokens.nll,
-                    output.tokens.num_tokens,
-                    output.kl_per_dim,
-                    beta,
-                    config.free_bits,
-                    config.reconstruction,
-                )
-                accelerator.backward(terms.loss / group_size)
-            if sync:
-                # Clip after backward, on this group's gradients, then step.
-                if config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-            sums += torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl])
-            last = batch_index + 1 == n_batches
-            if config.progress and (batch_index % _POSTFIX_EVERY == 0 or last):
-                shown = [f"{v:.2f}" for v in (sums / (batch_index + 1)).tolist()]
-                bar.set_postfix(
-                    loss=shown[0], rec=shown[1], kl=shown[2], beta=f"{beta:.2f}", refresh=False
-                )
+                no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
+                with no_sync, accelerator.autocast():
+                    features = train_features(indices)
+                    batch = collate_decoder(
+                        [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
+                    )
+                    output = model(
+                        **_device_batch(model, batch), features=features, generator=sample_gen
+                    )
+                    terms = elbo_loss(
+                        output.tokens.nll,
+                        output.tokens.num_tokens,
+                        output.kl_per_dim,
+                        beta,
+                        config.free_bits,
+                        config.reconstruction,
+                    )
+                    accelerator.backward(terms.loss / group_size)
+                if sync:
+                    # Clip after backward, on this group's gradients, then step.
+                    if config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1
+                sums += torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl])
+                last = batch_index + 1 == n_batches
+                if config.progress and (batch_index % _POSTFIX_EVERY == 0 or last):
+                    shown = [f"{v:.2f}" for v in (sums / (batch_index + 1)).tolist()]
+                    bar.set_postfix(
+                        loss=shown[0], rec=shown[1], kl=shown[2], beta=f"{beta:.2f}", refresh=False
+                    )
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
         mean_loss, mean_recon, mean_kl = (sums / n_batches).tolist()
