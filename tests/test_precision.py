@@ -48,14 +48,17 @@ def test_bf16_decoder_pass_keeps_fp32_losses_and_gradients(make_vae):
     vae = make_vae("bert", "gpt2").eval()
     batch = vae.decoder_inputs(CORPUS[:4])
     z = torch.randn(4, 8, requires_grad=True)
+    attention = vae.decoder.lm.config._attn_implementation
     with cpu_bf16_decoder(vae.decoder.lm):
         assert vae.decoder.lm.get_input_embeddings().weight.dtype == torch.bfloat16
+        assert vae.decoder.lm.config._attn_implementation == "eager"
         loss = vae.decoder.token_loss(z, **batch)
         loss.nll.sum().backward()
     assert loss.nll.dtype == torch.float32 and torch.isfinite(loss.nll).all()
     assert z.grad is not None and z.grad.dtype == torch.float32 and z.grad.abs().sum() > 0
     assert all(p.grad.dtype == torch.float32 for p in vae.decoder.injector.parameters())
     assert all(p.dtype == torch.float32 for p in vae.parameters())
+    assert vae.decoder.lm.config._attn_implementation == attention
     # Close to the fp32 pass: bf16 keeps ~3 significant digits.
     with torch.no_grad():
         fp32 = vae.decoder.token_loss(z, **batch).nll

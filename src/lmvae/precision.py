@@ -46,9 +46,22 @@ def frozen_weights_in(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
 
 @contextmanager
 def cpu_bf16_decoder(decoder_lm: nn.Module) -> Iterator[None]:
-    """The frozen decoder LM in bf16 with attention on the math kernel (matmul + softmax), whose
-    bf16 backward is ~2x faster on CPU than the flash kernel's at these sizes."""
+    """The frozen decoder LM in bf16, its attention written out (matmul, softmax, matmul).
+
+    On CPU the SDPA kernels are slow in bf16 at these sizes (flash: ~8x slower backward; math:
+    ~2x slower forward) while the eager form runs at matmul speed, so a model that can switch
+    its attention implementation does so inside the block; others get SDPA's math kernel.
+    """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    config = getattr(decoder_lm, "config", None)
+    attention = getattr(config, "_attn_implementation", None)
+    switch = attention == "sdpa" and hasattr(decoder_lm, "set_attn_implementation")
     with frozen_weights_in(decoder_lm, torch.bfloat16), sdpa_kernel([SDPBackend.MATH]):
-        yield
+        if switch:
+            decoder_lm.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            if switch:
+                decoder_lm.set_attn_implementation(attention)
