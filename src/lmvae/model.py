@@ -21,7 +21,7 @@ from lmvae.data import collate_decoder, tokenize_decoder, tokenize_encoder
 from lmvae.decoder import LatentDecoder, TokenLoss
 from lmvae.encoder import SentenceEncoder
 from lmvae.errors import ConfigError
-from lmvae.generation import GenerationConfig, generate
+from lmvae.generation import GenerationConfig, decoding_precision, generate
 from lmvae.objective import gaussian_kl, reparameterize
 
 #: State-dict prefixes of the frozen backbones; everything else is trainable and saved.
@@ -224,13 +224,20 @@ class LanguageVAE(nn.Module):
             raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
         z = z.to(self.device, self.encoder.head.weight.dtype)
         texts = []
-        for i in range(0, z.shape[0], batch_size):
-            ids = generate(
-                self.decoder, z[i : i + batch_size], self.bos_id, self.eos_id, generation, generator
-            )
-            texts.extend(
-                self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids
-            )
+        with decoding_precision(self.decoder, generation):  # once, not per batch
+            for i in range(0, z.shape[0], batch_size):
+                ids = generate(
+                    self.decoder,
+                    z[i : i + batch_size],
+                    self.bos_id,
+                    self.eos_id,
+                    generation,
+                    generator,
+                )
+                texts.extend(
+                    self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip()
+                    for row in ids
+                )
         return texts
 
     def reconstruct(self, texts: Sequence[str], sample: bool = False, **kwargs: Any) -> list[str]:
