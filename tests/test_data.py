@@ -161,6 +161,10 @@ def test_collate_decoder_by_hand():
     assert batch["labels"].tolist() == [[1, 2, 3, 8], [4, 8, IGNORE_INDEX, IGNORE_INDEX]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert all(t.dtype == torch.long for t in batch.values())
+    padded = collate_decoder([[1, 2, 3], [4]], bos, eos, pad, pad_to_multiple_of=3)
+    assert padded["input_ids"].tolist() == [[7, 1, 2, 3, 9, 9], [7, 4, 9, 9, 9, 9]]
+    assert padded["labels"][:, 4:].eq(IGNORE_INDEX).all()
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]]
 
 
 def test_collate_decoder_invariants_on_real_tokens():

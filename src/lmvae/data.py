@@ -167,10 +167,16 @@ def tokenize_decoder(
 
 
 def collate_decoder(
-    rows: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int
+    rows: Sequence[Sequence[int]],
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    pad_to_multiple_of: int = 1,
 ) -> dict[str, Tensor]:
-    """Token rows -> right-padded input_ids ``[BOS] x``, labels ``x [EOS]``, attention_mask."""
+    """Token rows -> right-padded input_ids ``[BOS] x``, labels ``x [EOS]``, attention_mask;
+    the padded length is rounded up to a multiple of ``pad_to_multiple_of``."""
     length = max(len(r) for r in rows) + 1
+    length += -length % pad_to_multiple_of
     batch = len(rows)
     input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
     labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)

@@ -39,6 +39,20 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
 
 #: Elements of one chunk of fp32 logits in :func:`token_cross_entropy` (8 MiB).
 CE_CHUNK_ELEMENTS = 2**21
+#: Row counts of low-precision output-layer matmuls are padded to a multiple of this.
+CE_ROW_MULTIPLE = 32
+
+
+def _pad_rows(rows: Tensor, weight: Tensor, multiple: int = CE_ROW_MULTIPLE) -> Tensor:
+    """Zero rows appended up to a multiple of ``multiple`` for low-precision weights.
+
+    Their matmuls run on oneDNN, which keeps a compiled kernel (~0.7 MB) per distinct shape for
+    the life of the process; a token count that changes every batch would pile them up.
+    """
+    extra = -rows.shape[0] % multiple
+    if weight.dtype == torch.float32 or extra == 0:
+        return rows
+    return F.pad(rows, (0, 0, 0, extra))
 
 
 class _TokenCrossEntropy(torch.autograd.Function):
@@ -58,7 +72,8 @@ class _TokenCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             rows = slice(start, start + chunk)
             target = gold[rows, None]
-            logits = F.linear(hidden[rows], weight, bias).float()  # (n, V)
+            n = target.shape[0]
+            logits = F.linear(_pad_rows(hidden[rows], weight), weight, bias)[:n].float()  # (n, V)
             if scale != 1.0:
                 logits = logits.mul_(scale)
             if cap:
@@ -75,7 +90,7 @@ class _TokenCrossEntropy(torch.autograd.Function):
                     dlogits.mul_(slope)
                 if scale != 1.0:
                     dlogits.mul_(scale)
-                grad[rows] = dlogits.to(weight.dtype) @ weight
+                grad[rows] = (_pad_rows(dlogits.to(weight.dtype), weight) @ weight)[:n]
         ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(hits)
         return nll, hits
@@ -105,7 +120,9 @@ def token_cross_entropy(
     """
     if weight.requires_grad or (bias is not None and bias.requires_grad):
         raise ValueError("token_cross_entropy differentiates the hidden states only")
-    chunk = max(1, chunk_elements // weight.shape[0])
+    chunk = max(
+        CE_ROW_MULTIPLE, chunk_elements // weight.shape[0] // CE_ROW_MULTIPLE * CE_ROW_MULTIPLE
+    )
     need_grad = torch.is_grad_enabled() and hidden.requires_grad
     return _TokenCrossEntropy.apply(
         hidden, weight, bias, gold, float(scale), cap or None, chunk, need_grad

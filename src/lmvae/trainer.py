@@ -220,6 +220,9 @@ def train(
     # Accumulation is done here rather than by Accelerate: its accumulate() only closes a group
     # at the end of a dataloader it prepared, and a group must never straddle two epochs.
     accelerator = Accelerator(mixed_precision="no" if cpu_bf16 else mixed)
+    # bf16 matmuls run on oneDNN, which keeps a compiled kernel (~0.7 MB) per distinct shape:
+    # batch lengths rounded up to a multiple of 4 bound their number (-40 MB peak RSS here).
+    pad_multiple = 4 if cpu_bf16 else 1
     accumulation = config.gradient_accumulation_steps
     model.to(accelerator.device)
     model.train()
@@ -322,7 +325,11 @@ def train(
                 with no_sync, accelerator.autocast():
                     features = train_features(indices)
                     batch = collate_decoder(
-                        [dec_rows[i] for i in indices], model.bos_id, model.eos_id, model.pad_id
+                        [dec_rows[i] for i in indices],
+                        model.bos_id,
+                        model.eos_id,
+                        model.pad_id,
+                        pad_multiple,
                     )
                     output = model(
                         **_device_batch(model, batch), features=features, generator=sample_gen
