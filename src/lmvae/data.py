@@ -177,18 +177,18 @@ def collate_decoder(
     the padded length is rounded up to a multiple of ``pad_to_multiple_of``."""
     length = max(len(r) for r in rows) + 1
     length += -length % pad_to_multiple_of
-    batch = len(rows)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((batch, length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row)
-        input_ids[i, 0] = bos_id
-        input_ids[i, 1 : n + 1] = torch.tensor(row, dtype=torch.long)
-        labels[i, :n] = torch.tensor(row, dtype=torch.long)
-        labels[i, n] = eos_id
-        mask[i, : n + 1] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    # Padded Python lists, then one tensor each: no per-row tensor indexing.
+    input_ids, labels, mask = [], [], []
+    for row in rows:
+        row, tail = list(row), length - 1 - len(row)
+        input_ids.append([bos_id, *row] + [pad_id] * tail)
+        labels.append([*row, eos_id] + [IGNORE_INDEX] * tail)
+        mask.append([1] * (len(row) + 1) + [0] * tail)
+    return {
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "attention_mask": torch.tensor(mask, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
+    }
 
 
 def tokenize_encoder(
