@@ -241,11 +241,27 @@ class LanguageVAE(nn.Module):
         return texts
 
     def reconstruct(self, texts: Sequence[str], sample: bool = False, **kwargs: Any) -> list[str]:
-        """Encode then decode each text (posterior mean by default)."""
+        """Encode then decode each text (posterior mean by default).
+
+        Takes :meth:`decode`'s options.  Greedy and beam decoding run on sentences of similar
+        length together (sorted by token count, results in the input order): a batch decodes
+        until its longest row ends, so mixed lengths waste steps.  Sampling keeps the input
+        order, which its random draws follow.
+        """
         generator = kwargs.pop("generator", None)
-        return self.decode(
-            self.encode(texts, sample=sample, generator=generator), generator=generator, **kwargs
-        )
+        texts = _as_list(texts)
+        z = self.encode(texts, sample=sample, generator=generator)
+        batch_size = kwargs.pop("batch_size", 64)
+        generation = kwargs.pop("generation", None) or GenerationConfig(**kwargs)
+        if generation.strategy == "sample":
+            return self.decode(z, generation, batch_size, generator)
+        rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
+        order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
+        decoded = self.decode(z[order], generation, batch_size, generator)
+        out = [""] * len(texts)
+        for position, index in enumerate(order):
+            out[index] = decoded[position]
+        return out
 
     def sample_prior(
         self,
