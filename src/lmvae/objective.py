@@ -78,13 +78,16 @@ class _TokenCrossEntropy(torch.autograd.Function):
                 logits = logits.mul_(scale)
             if cap:
                 logits = logits.div_(cap).tanh_().mul_(cap)
-            hits[rows] = logits.argmax(-1) == gold[rows]
-            lse = torch.logsumexp(logits, -1, keepdim=True)
-            nll[rows] = (lse - logits.gather(-1, target)).squeeze(-1)
+            gold_logit = logits.gather(-1, target)  # (n, 1)
+            top = logits.amax(-1, keepdim=True)
+            hits[rows] = (gold_logit >= top).squeeze(-1)  # the target has the highest logit
+            # d(cap tanh(x / cap))/dx = 1 - (logit / cap)^2, taken before the buffer is reused.
+            slope = (logits / cap).square_().neg_().add_(1.0) if need_grad and cap else None
+            probs = logits.sub_(top).exp_()  # unnormalised softmax, in the logits' buffer
+            total = probs.sum(-1, keepdim=True)
+            nll[rows] = (total.log() + top - gold_logit).squeeze(-1)
             if need_grad:
-                # d(cap tanh(x / cap))/dx = 1 - (logit / cap)^2, taken before the buffer is reused.
-                slope = (logits / cap).square_().neg_().add_(1.0) if cap else None
-                dlogits = logits.sub_(lse).exp_()  # softmax, in the logits' buffer
+                dlogits = probs.div_(total)
                 dlogits.scatter_add_(-1, target, torch.full_like(target, -1.0, dtype=torch.float))
                 if slope is not None:
                     dlogits.mul_(slope)
