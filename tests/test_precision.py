@@ -90,3 +90,14 @@ def test_bf16_training_on_cpu_is_deterministic_and_leaves_fp32_weights(make_vae)
     final = histories[0][-1]
     assert all(torch.isfinite(torch.tensor(final[k])) for k in ("train_loss", "eval_loss"))
     assert final["train_loss"] < histories[0][0]["train_loss"]
+
+
+def test_default_mixed_precision(monkeypatch):
+    import lmvae.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert precision.default_mixed_precision(torch.device("cpu")) == "bf16"
+    assert precision.default_mixed_precision(torch.device("cuda")) == "bf16"
+    assert precision.default_mixed_precision(torch.device("mps")) == "no"
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    assert precision.default_mixed_precision(torch.device("cpu")) == "no"

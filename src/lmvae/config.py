@@ -211,7 +211,9 @@ class TrainConfig:
     #: Number of eval sentences decoded greedily for BLEU / exact match each epoch.
     eval_decode_sentences: int = 200
     seed: int = 0
-    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and fp32 elsewhere.
+    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and on CPUs with native bf16
+    #: (AMX / AVX-512 BF16), fp32 elsewhere.  On CPU, bf16 holds the frozen decoder in bf16
+    #: during the training passes; heads, optimizer, loss and evaluation stay fp32.
     mixed_precision: str | None = None
     #: Bound on the memory of cached encoder features (MiB).
     feature_cache_mb: int = 1024

@@ -25,6 +25,18 @@ def cpu_has_fast_bf16() -> bool:
     return False
 
 
+def default_mixed_precision(device: torch.device) -> str:
+    """bf16 on a CUDA device and on CPUs that multiply bf16 natively, fp32 ("no") elsewhere.
+
+    On CPU, bf16 trained as well as fp32 in the measured runs (held-out BLEU 0.604 vs 0.609 on
+    the reference's corpus at 16 epochs, 0.403 vs 0.387 on the demo corpus at 10) at 1.5-1.8x
+    the speed; see docs/benchmarks.md.
+    """
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
+        return "bf16"
+    return "no"
+
+
 @contextmanager
 def frozen_weights_in(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
     """Hold the frozen floating-point parameters of ``module`` in ``dtype`` inside the block.

@@ -39,7 +39,7 @@ from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
-from lmvae.precision import cpu_bf16_decoder
+from lmvae.precision import cpu_bf16_decoder, default_mixed_precision
 
 TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
@@ -213,7 +213,7 @@ def train(
     started = time.perf_counter()
 
     device = PartialState().device
-    mixed = config.mixed_precision or ("bf16" if device.type == "cuda" else "no")
+    mixed = config.mixed_precision or default_mixed_precision(device)
     # bf16 on CPU holds the frozen decoder in bf16 during the training passes instead of
     # autocasting (see lmvae.precision); elsewhere Accelerate's autocast does mixed precision.
     cpu_bf16 = mixed == "bf16" and device.type == "cpu"
