@@ -123,3 +123,29 @@ def test_freeze():
     layer = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train()
     assert freeze(layer) is layer
     assert not layer.training and not any(p.requires_grad for p in layer.parameters())
+
+
+def test_composed_tanh_gelu_is_swapped_for_the_fused_kernel(backbones):
+    from transformers import AutoModelForCausalLM
+    from transformers.activations import NewGELUActivation
+
+    folder = str(backbones.decoder("gpt2"))
+    lm, _ = load_decoder(BackboneRef(folder))
+    original = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert any(isinstance(m, NewGELUActivation) for m in original.modules())
+    assert not any(isinstance(m, NewGELUActivation) for m in lm.modules())
+    ids = torch.tensor([[1, 5, 6, 7, 8, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(lm(ids).logits, original(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_fuse_activations_matches_the_composed_formulas():
+    from transformers.activations import FastGELUActivation, NewGELUActivation
+
+    from lmvae.backbones import fuse_activations
+
+    x = torch.linspace(-8, 8, 2001, dtype=torch.float64)
+    for composed in (NewGELUActivation(), FastGELUActivation()):
+        model = fuse_activations(torch.nn.Sequential(torch.nn.Identity(), composed))
+        assert isinstance(model[1], torch.nn.GELU)
+        torch.testing.assert_close(model(x), composed(x), atol=1e-9, rtol=1e-9)

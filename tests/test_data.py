@@ -11,6 +11,7 @@ from support import CORPUS, make_decoder_tokenizer, make_encoder_tokenizer
 from lmvae.data import (
     IGNORE_INDEX,
     collate_decoder,
+    epoch_batches,
     read_corpus,
     split_corpus,
     tokenize_decoder,
@@ -160,6 +161,10 @@ def test_collate_decoder_by_hand():
     assert batch["labels"].tolist() == [[1, 2, 3, 8], [4, 8, IGNORE_INDEX, IGNORE_INDEX]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert all(t.dtype == torch.long for t in batch.values())
+    padded = collate_decoder([[1, 2, 3], [4]], bos, eos, pad, pad_to_multiple_of=3)
+    assert padded["input_ids"].tolist() == [[7, 1, 2, 3, 9, 9], [7, 4, 9, 9, 9, 9]]
+    assert padded["labels"][:, 4:].eq(IGNORE_INDEX).all()
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]]
 
 
 def test_collate_decoder_invariants_on_real_tokens():
@@ -193,3 +198,33 @@ def test_tokenize_encoder_pads_and_truncates():
     assert enc["input_ids"].shape == (2, 5)
     assert enc["attention_mask"].tolist()[1] == [1, 1, 1, 1, 0]
     assert enc["input_ids"][0, 0] == tok.cls_token_id
+
+
+def test_epoch_batches_without_bucketing_cut_a_permutation_in_order():
+    got = epoch_batches(103, 8, torch.Generator().manual_seed(7), lengths=[1] * 103)
+    expected = torch.randperm(103, generator=torch.Generator().manual_seed(7)).tolist()
+    assert [i for b in got for i in b] == expected
+    assert [len(b) for b in got] == [8] * 12 + [7]
+
+
+def test_epoch_batches_with_bucketing_group_similar_lengths_in_random_order():
+    lengths = [(i * 7919) % 13 + 1 for i in range(500)]
+
+    def batches(seed, bucket):
+        return epoch_batches(500, 16, torch.Generator().manual_seed(seed), lengths, bucket)
+
+    def padding(bs):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in bs)
+
+    plain, bucketed = batches(0, 0), batches(0, 8)
+    # Same items, same batch count and sizes (one short batch), far less padding.
+    assert sorted(i for b in bucketed for i in b) == list(range(500))
+    assert sorted(map(len, bucketed)) == sorted(map(len, plain))
+    assert padding(bucketed) < padding(plain) / 3
+    # Deterministic per seed; another seed gives other batches in another order.
+    assert batches(0, 8) == bucketed
+    again = batches(1, 8)
+    assert again != bucketed and {tuple(b) for b in again} != {tuple(b) for b in bucketed}
+    # The batch order is not the sorted order.
+    firsts = [lengths[b[0]] for b in bucketed]
+    assert firsts != sorted(firsts)

@@ -239,3 +239,23 @@ def test_logits_equal_the_lms_own_for_scaled_heads(make_vae, name):
             **{dec._cache_arg: cache},
         ).logits
     _assert_close_on_real(ours, theirs, mask)
+
+
+def _plain_token_nll(dec, z, batch):
+    """Summed token NLL through full logits and F.cross_entropy: the reference for token_loss."""
+    hidden = dec.hidden_states(z, batch["input_ids"], batch["attention_mask"])
+    keep = batch["labels"] != IGNORE_INDEX
+    logits = dec.logits(hidden[keep]).float()
+    return F.cross_entropy(logits, batch["labels"][keep], reduction="sum")
+
+
+@pytest.mark.parametrize("name", [*DECODER_IDS, "cohere", "granite"])
+def test_token_loss_gradient_equals_full_logits_autograd(make_vae, name):
+    vae = make_vae("bert", name, decoder_num_slots=3).eval()
+    batch = vae.decoder_inputs(TEXTS)
+    z_fused, z_plain = _z(2, seed=5).requires_grad_(), _z(2, seed=5).requires_grad_()
+    fused = vae.decoder.token_loss(z_fused, **batch).nll.sum()
+    plain = _plain_token_nll(vae.decoder, z_plain, batch)
+    (fused + plain).backward()
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(z_fused.grad, z_plain.grad, rtol=1e-4, atol=1e-5)

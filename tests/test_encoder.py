@@ -171,3 +171,41 @@ def test_features_carry_no_gradient_but_the_posterior_does(loaded):
     (mu.sum() + logvar.sum()).backward()
     assert head.head.weight.grad is not None and head.layer_logits.grad is not None
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("name", ENCODER_IDS)
+def test_shallow_layers_stop_the_encoder_early_with_the_same_features(loaded, name, side):
+    model, tok = loaded(name)
+    enc = _inputs(tok, side)
+    with torch.no_grad():
+        states = model(**enc, output_hidden_states=True).hidden_states
+    for layer in range(N_STATES - 1):  # the last state may carry a final norm: a full pass
+        head = SentenceEncoder(model, EncoderConfig(layer=layer), latent_size=4)
+        # The first call checks the shortcut against a full pass.
+        first = head.features(enc["input_ids"], enc["attention_mask"])
+        assert head._early_exit is True
+        ran: list[bool] = []
+        handle = head._stack[-1].register_forward_hook(lambda *args, ran=ran: ran.append(True))
+        try:
+            again = head.features(enc["input_ids"], enc["attention_mask"])
+        finally:
+            handle.remove()
+        assert not ran  # the layers above the pooled state did not run
+        expected = _hand_pool(states[layer], enc["attention_mask"], "mean")
+        torch.testing.assert_close(again[:, 0], expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(again, first)
+
+
+def test_a_wrong_layer_stack_falls_back_to_the_full_pass(loaded):
+    model, tok = loaded("bert")
+    enc = _inputs(tok, "right")
+    head = SentenceEncoder(model, EncoderConfig(layer=1), latent_size=4)
+    head._stack = torch.nn.ModuleList([torch.nn.Identity(), torch.nn.Identity()])
+    with torch.no_grad():
+        states = model(**enc, output_hidden_states=True).hidden_states
+    for _ in range(2):
+        feats = head.features(enc["input_ids"], enc["attention_mask"])
+        expected = _hand_pool(states[1], enc["attention_mask"], "mean")
+        torch.testing.assert_close(feats[:, 0], expected, atol=1e-5, rtol=1e-5)
+    assert head._early_exit is False

@@ -204,6 +204,13 @@ def test_finished_rows_are_fed_eos_and_decoding_stops_early():
     assert dec.steps < 40  # every row finished: no decoding up to max_new_tokens
 
 
+def test_on_cpu_decoding_stops_at_the_step_the_last_row_finishes():
+    dec = ScriptedDecoder([[1, EOS, 2, 2, 2, 2], [3, 3, 3, 3, EOS, 3]])
+    out = generate(dec, torch.zeros(2, 2), BOS, EOS, GenerationConfig(max_new_tokens=40))
+    assert out == [[1], [3, 3, 3, 3]]
+    assert dec.steps == 5  # no step after the one that ended the last row
+
+
 def test_default_max_length_comes_from_the_decoder_config():
     dec = ScriptedDecoder([[1]], max_length=6)
     assert generate(dec, torch.zeros(1, 2), BOS, EOS, GenerationConfig()) == [[1] * 6]
@@ -427,3 +434,17 @@ def test_real_outputs_never_exceed_max_new_tokens(vaes, strategy):
         )
         assert len(out) == 3 and all(len(r) <= max_new for r in out)
         assert all(vae.eos_id not in r for r in out)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_bf16_decoding_restores_the_fp32_weights(vaes, strategy):
+    vae = vaes("gpt2")
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0)) * 2
+    weights = {n: (p.dtype, p.data_ptr()) for n, p in vae.decoder.lm.named_parameters()}
+    cfg = GenerationConfig(strategy, max_new_tokens=6, num_beams=2, bf16=True)
+    rows = generate(vae.decoder, z, vae.bos_id, vae.eos_id, cfg)
+    assert len(rows) == 3 and all(len(r) <= 6 for r in rows)
+    assert {n: (p.dtype, p.data_ptr()) for n, p in vae.decoder.lm.named_parameters()} == weights
+    texts = vae.decode(z, strategy=strategy, max_new_tokens=6, num_beams=2, bf16=True)
+    assert len(texts) == 3
+    assert all(p.dtype == torch.float32 for p in vae.decoder.lm.parameters())

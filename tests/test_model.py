@@ -234,6 +234,26 @@ def test_reconstruct_is_decode_of_encode(vae):
     assert len(out) == 4 and all(len(t.split()) <= 5 for t in out)
 
 
+def test_reconstruct_batches_similar_lengths_and_keeps_the_input_order(vae, monkeypatch):
+    texts = ["a b c d e f g", "a b", "a b c d e f", "a", "a b c d e f g h", "a b c"]
+    texts = [t.replace("a", "the").replace("b", "cat") for t in texts]
+    expected = vae.decode(vae.encode(texts), batch_size=2, **GREEDY)
+    seen = []
+    original = vae.decode
+
+    def spy(z, *args, **kwargs):
+        seen.append(z.clone())
+        return original(z, *args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", spy)
+    assert vae.reconstruct(texts, batch_size=2, **GREEDY) == expected
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
+    torch.testing.assert_close(seen[0], vae.encode(texts)[order])  # shortest first
+    sampled = vae.reconstruct(texts, strategy="sample", generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(seen[-1], vae.encode(texts))  # sampling: input order
+    assert len(sampled) == len(texts)
+
+
 def test_forward_output(vae):
     batch = _step_batch(vae, TEXTS)
     out = vae(**batch, sample=False)

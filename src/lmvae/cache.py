@@ -5,6 +5,8 @@ Every architecture or version quirk of prefix injection lives here, each with a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 from transformers import DynamicCache
@@ -36,8 +38,9 @@ def kv_shape(config) -> KVShape:
     return KVShape(layers, int(kv_heads), int(head_dim), hidden)
 
 
-def prefix_cache(kv: Tensor, config) -> DynamicCache:
-    """Wrap kv (layers, 2, B, kv_heads, slots, head_dim) as a cache holding the prefix.
+def prefix_cache(kv: Tensor | Sequence[tuple[Tensor, Tensor]], config) -> DynamicCache:
+    """Wrap kv (layers, 2, B, kv_heads, slots, head_dim), or one (keys, values) pair per layer,
+    as a cache holding the prefix.
 
     With ``config=None`` every layer is a plain full-attention layer (no sliding window)."""
     try:

@@ -318,6 +318,10 @@ class TrainConfig:
     #: Clip the global gradient norm to this (after backward, before the step); 0 disables.
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    #: Length bucketing: sort each run of this many batches of the shuffled corpus by sentence
+    #: length before cutting it into batches, then shuffle the batches (less padding per batch,
+    #: still random batches in random order); 0 turns it off.
+    bucket_batches: int = 0
     #: Largest beta of the cyclical KL schedule.
     beta_max: float = 1.0
     #: Number of cycles of the beta schedule over the whole run (Fu et al., 2019).
@@ -342,7 +346,9 @@ class TrainConfig:
     #: Number of eval sentences decoded greedily for BLEU / exact match each epoch.
     eval_decode_sentences: int = 200
     seed: int = 0
-    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and fp32 elsewhere.
+    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and on CPUs with native bf16
+    #: (AMX / AVX-512 BF16), fp32 elsewhere.  On CPU, bf16 holds the frozen decoder in bf16
+    #: during the training passes; heads, optimizer, loss and evaluation stay fp32.
     mixed_precision: str | None = None
     #: Bound on the memory of cached encoder features (MiB).
     feature_cache_mb: int = 1024
@@ -380,6 +386,7 @@ class TrainConfig:
                 f"eval_fraction must be in [0, 1), got {self.eval_fraction}",
             ),
             (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1"),
+            (self.bucket_batches >= 0, f"bucket_batches must be >= 0, got {self.bucket_batches}"),
             (
                 self.best_metric in ("loss", "neg_elbo", "recon_nll", "bleu", "exact_match"),
                 f"unknown best_metric {self.best_metric!r}",

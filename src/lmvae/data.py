@@ -131,6 +131,33 @@ def split_corpus(
     return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
 
 
+def epoch_batches(
+    num_items: int,
+    batch_size: int,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
+    bucket_batches: int = 0,
+) -> list[list[int]]:
+    """One epoch's batches of item indices: a random permutation cut into batches.
+
+    Length bucketing, with ``lengths`` and ``bucket_batches`` > 0: each run of ``bucket_batches``
+    batches of the permutation is sorted by length (stably, so ties keep their random order)
+    before it is cut, and the batches are then shuffled, so a batch holds random items of about
+    one length and the batch order stays random.  Padding shrinks; the number of batches and
+    their sizes do not change.
+    """
+    order = torch.randperm(num_items, generator=generator).tolist()
+    if lengths is None or bucket_batches <= 0:
+        return [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+    pool = batch_size * bucket_batches
+    batches = []
+    for start in range(0, num_items, pool):
+        run = sorted(order[start : start + pool], key=lengths.__getitem__)
+        batches.extend(run[i : i + batch_size] for i in range(0, len(run), batch_size))
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
+
+
 def tokenize_decoder(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:
@@ -140,22 +167,28 @@ def tokenize_decoder(
 
 
 def collate_decoder(
-    rows: Sequence[Sequence[int]], bos_id: int, eos_id: int, pad_id: int
+    rows: Sequence[Sequence[int]],
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    pad_to_multiple_of: int = 1,
 ) -> dict[str, Tensor]:
-    """Token rows -> right-padded input_ids ``[BOS] x``, labels ``x [EOS]``, attention_mask."""
+    """Token rows -> right-padded input_ids ``[BOS] x``, labels ``x [EOS]``, attention_mask;
+    the padded length is rounded up to a multiple of ``pad_to_multiple_of``."""
     length = max(len(r) for r in rows) + 1
-    batch = len(rows)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((batch, length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row)
-        input_ids[i, 0] = bos_id
-        input_ids[i, 1 : n + 1] = torch.tensor(row, dtype=torch.long)
-        labels[i, :n] = torch.tensor(row, dtype=torch.long)
-        labels[i, n] = eos_id
-        mask[i, : n + 1] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    length += -length % pad_to_multiple_of
+    # Padded Python lists, then one tensor each: no per-row tensor indexing.
+    input_ids, labels, mask = [], [], []
+    for row in rows:
+        row, tail = list(row), length - 1 - len(row)
+        input_ids.append([bos_id, *row] + [pad_id] * tail)
+        labels.append([*row, eos_id] + [IGNORE_INDEX] * tail)
+        mask.append([1] * (len(row) + 1) + [0] * tail)
+    return {
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "attention_mask": torch.tensor(mask, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
+    }
 
 
 def collate_labels(rows: Sequence[Sequence[int]], width: int) -> Tensor:

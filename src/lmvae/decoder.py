@@ -24,6 +24,7 @@ from lmvae.cache import (
 )
 from lmvae.config import DecoderConfig
 from lmvae.injection import LatentInjector
+from lmvae.objective import token_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -127,12 +128,16 @@ class LatentDecoder(nn.Module):
 
     def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
-        kv, offset = self.injector(z)
+        kv, offset = self.injector(z)  # (layers, 2, B, kv_heads, slots, head_dim)
         dtype = self.lm.get_input_embeddings().weight.dtype
         # Per-position slots need every layer to keep every slot, so their cache is built
         # without the config's sliding-window layers (which would drop old slots).
         config = None if self.injector.causal_slots else self.lm.config
-        return prefix_cache(kv.to(dtype), config), offset
+        # The projection writes (B, layers, 2, ...); cast and split in that layout, so neither
+        # the cast nor the gradient (stacked back layer by layer) copies a permuted tensor.
+        by_row = kv.permute(2, 0, 1, 3, 4, 5).to(dtype)
+        layers = [pair.unbind(1) for pair in by_row.unbind(1)]  # (keys, values), (B, H, S, D)
+        return prefix_cache(layers, config), offset
 
     @property
     def num_slots(self) -> int:
@@ -183,16 +188,25 @@ class LatentDecoder(nn.Module):
         hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)
         target = labels != IGNORE_INDEX  # (B, T)
         rows = target.nonzero(as_tuple=True)[0]
-        logits = self.logits(hidden[target]).float()  # (N, V): never the padded positions
         gold = labels[target]
-        nll = F.cross_entropy(logits, gold, reduction="none")
+        nll, hits = self._cross_entropy(hidden[target], gold)  # never the padded positions
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
             nll=zeros.index_add(0, rows, nll),
             num_tokens=target.sum(1),
-            num_correct=zeros.index_add(0, rows, (logits.argmax(-1) == gold).float()),
+            num_correct=zeros.index_add(0, rows, hits.float()),
         )
+
+    def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
+        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
+        head = self.lm.get_output_embeddings()
+        frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
+        if frozen:  # chunked, no (N, V) tensor kept for backward
+            scale = (self._logit_scale or 1.0) / (self._logits_scaling or 1.0)
+            return token_cross_entropy(hidden, head.weight, gold, head.bias, scale, self._softcap)
+        logits = self.logits(hidden).float()
+        return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
     # -- decoding -----------------------------------------------------------------------------
     def start(self, z: Tensor, label_ids: Tensor | None = None) -> DecodingState:

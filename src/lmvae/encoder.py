@@ -11,6 +11,8 @@ separately (:func:`pool_by_label`), so the head sees which words fill which role
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -55,6 +57,18 @@ def pool_by_label(states: Tensor, mask: Tensor, token_labels: Tensor, groups: in
     return sums / onehot.sum(1)[..., None].clamp_min(1.0)
 
 
+class _Captured(Exception):
+    """Raised by a hook to leave the backbone once the deepest pooled state is captured."""
+
+
+def layer_stack(backbone: nn.Module, num_layers: int) -> nn.ModuleList | None:
+    """The backbone's list of transformer layers: the outermost ModuleList of ``num_layers``."""
+    for module in backbone.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == num_layers:
+            return module
+    return None
+
+
 class SentenceEncoder(nn.Module):
     """A frozen encoder LM with a trainable posterior head."""
 
@@ -92,6 +106,12 @@ class SentenceEncoder(nn.Module):
         self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
         self.label_norm = nn.LayerNorm(hidden) if self.label_groups else None
         self.head = nn.Linear(hidden * (1 + self.label_groups), 2 * latent_size)
+        # Hidden state i < N is the input of layer i, so pooling shallow states needs only the
+        # layers below them: the default (embeddings) needs none.  Whether the stack found is
+        # the one the states come from is checked against a full pass on the first batch.
+        deepest = max(self.layers)
+        self._stack = layer_stack(backbone, n_states - 1) if deepest < n_states - 1 else None
+        self._early_exit: bool | None = None  # None: not checked yet
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -121,10 +141,7 @@ class SentenceEncoder(nn.Module):
                 "this encoder is conditioned on annotations: give the labels of each sentence"
             )
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.backbone_trains):
-            out = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-            )
-            states = out.hidden_states
+            states = self._states(input_ids, attention_mask)
             pooled = []
             for i in self.layers:
                 row = pool(states[i], attention_mask, self.config.pooling)
@@ -135,6 +152,55 @@ class SentenceEncoder(nn.Module):
                     row = torch.cat([row[:, None], by_label], dim=1)
                 pooled.append(row)
             return torch.stack(pooled, dim=1).float()
+
+    def _states(self, input_ids: Tensor, attention_mask: Tensor) -> Sequence[Tensor] | dict:
+        """The hidden states to pool, indexable by layer: all of them, or only the selected ones
+        from a pass that stops below the deepest selected layer."""
+        if self._stack is None or self._early_exit is False:
+            return self._all_states(input_ids, attention_mask)
+        states = self._shallow_states(input_ids, attention_mask)
+        if self._early_exit is None:
+            full = self._all_states(input_ids, attention_mask)
+            self._early_exit = all(
+                states.get(i) is not None
+                and states[i].shape == full[i].shape
+                and torch.allclose(states[i], full[i])
+                for i in self.layers
+            )
+            return full
+        return states
+
+    def _all_states(self, input_ids: Tensor, attention_mask: Tensor) -> Sequence[Tensor]:
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        )
+        return out.hidden_states
+
+    def _shallow_states(self, input_ids: Tensor, attention_mask: Tensor) -> dict[int, Tensor]:
+        """Inputs of the selected layers, captured by pre-hooks; the deepest one stops the pass."""
+        states: dict[int, Tensor] = {}
+        deepest = max(self.layers)
+
+        def capture(index: int):
+            def hook(module, args, kwargs):
+                states[index] = args[0] if args else kwargs.get("hidden_states")
+                if index == deepest:
+                    raise _Captured
+
+            return hook
+
+        handles = [
+            self._stack[i].register_forward_pre_hook(capture(i), with_kwargs=True)
+            for i in set(self.layers)
+        ]
+        try:
+            self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        except _Captured:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return states
 
     def posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S, H) features (or (B, S, 1 + G, H), conditioned) -> mu, logvar, each

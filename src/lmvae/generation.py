@@ -1,12 +1,13 @@
 """Batched decoding from latents: greedy, sampling (temperature / top-k / top-p) and beam search.
 
 All strategies reuse the KV cache (one token fed per step), stop at EOS and never exceed
-``max_new_tokens``.  Finished rows are checked on the host only every few steps to avoid a
-device sync per token.
+``max_new_tokens``.  On an accelerator, finished rows are checked on the host only every few
+steps to avoid a device sync per token; on CPU reading them costs nothing, so every step.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from lmvae.decoder import DecodingState, LatentDecoder
 from lmvae.errors import ConfigError
+from lmvae.precision import frozen_weights_in
 
 _SYNC_EVERY = 4
 
@@ -34,6 +36,10 @@ class GenerationConfig:
     num_beams: int = 4
     #: Beam scores are divided by length ** length_penalty.
     length_penalty: float = 1.0
+    #: Hold the frozen decoder's weights in bf16 while decoding (logits are still scored in
+    #: fp32): faster on CPUs with AMX / AVX-512 BF16 and on GPUs, and the numerics of a model
+    #: trained with ``mixed_precision="bf16"``.
+    bf16: bool = False
 
     def validate(self) -> None:
         if self.strategy not in ("greedy", "sample", "beam"):
@@ -80,6 +86,30 @@ def generate(
     """Decode each latent in z (B, D) to token ids, without BOS and EOS.  label_ids (B, L)
     condition an annotation-conditioned decoder, one label per output position."""
     config.validate()
+    with decoding_precision(decoder, config):
+        return _generate(decoder, z, bos_id, eos_id, config, generator, label_ids)
+
+
+def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
+    """The context the decoder runs in: its weights as loaded, or held in bf16."""
+    if config.bf16:
+        return frozen_weights_in(decoder.lm, torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _sync_every(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else _SYNC_EVERY
+
+
+def _generate(
+    decoder: LatentDecoder,
+    z: Tensor,
+    bos_id: int,
+    eos_id: int,
+    config: GenerationConfig,
+    generator: torch.Generator | None,
+    label_ids: Tensor | None,
+) -> list[list[int]]:
     max_new = config.max_new_tokens or decoder.config.max_length
     if config.strategy == "beam" and config.num_beams > 1:
         return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
@@ -87,6 +117,7 @@ def generate(
     batch = z.shape[0]
     tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
+    sync_every = _sync_every(z.device)
     out = []
     for t in range(max_new):
         logits = decoder.step(tokens, state)
@@ -100,7 +131,7 @@ def generate(
         out.append(next_tok)
         finished |= next_tok == eos_id
         tokens = next_tok[:, None]
-        if (t + 1) % _SYNC_EVERY == 0 and bool(finished.all()):
+        if (t + 1) % sync_every == 0 and bool(finished.all()):
             break
     return _strip(torch.stack(out, 1).tolist(), eos_id)
 
@@ -144,6 +175,7 @@ def _beam_search(
     lengths = torch.zeros(batch, k, device=device)
     finished = torch.zeros(batch, k, dtype=torch.bool, device=device)
     history = torch.empty(batch, k, 0, dtype=torch.long, device=device)
+    sync_every = _sync_every(device)
     for t in range(max_new):
         logp = torch.log_softmax(decoder.step(tokens, state), dim=-1)  # (B*K, V)
         vocab = logp.shape[-1]
@@ -171,7 +203,7 @@ def _beam_search(
         flat = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)
         _reorder(state, flat)
         tokens = token.view(-1, 1)
-        if (t + 1) % _SYNC_EVERY == 0 and bool(finished.all()):
+        if (t + 1) % sync_every == 0 and bool(finished.all()):
             break
     final = scores / lengths.clamp_min(1.0) ** config.length_penalty
     best = final.argmax(-1)

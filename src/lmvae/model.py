@@ -29,7 +29,7 @@ from lmvae.data import collate_decoder, collate_labels, tokenize_decoder, tokeni
 from lmvae.decoder import LatentDecoder, TokenLoss
 from lmvae.encoder import SentenceEncoder
 from lmvae.errors import ConfigError, DataError
-from lmvae.generation import GenerationConfig, generate
+from lmvae.generation import GenerationConfig, decoding_precision, generate
 from lmvae.objective import reparameterize
 from lmvae.prior import build_prior
 
@@ -367,19 +367,21 @@ class LanguageVAE(nn.Module):
         if self.decoder.label_embed is None:
             label_ids = None
         texts = []
-        for i in range(0, z.shape[0], batch_size):
-            ids = generate(
-                self.decoder,
-                z[i : i + batch_size],
-                self.bos_id,
-                self.eos_id,
-                generation,
-                generator,
-                None if label_ids is None else label_ids[i : i + batch_size].to(self.device),
-            )
-            texts.extend(
-                self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids
-            )
+        with decoding_precision(self.decoder, generation):  # once, not per batch
+            for i in range(0, z.shape[0], batch_size):
+                ids = generate(
+                    self.decoder,
+                    z[i : i + batch_size],
+                    self.bos_id,
+                    self.eos_id,
+                    generation,
+                    generator,
+                    None if label_ids is None else label_ids[i : i + batch_size].to(self.device),
+                )
+                texts.extend(
+                    self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip()
+                    for row in ids
+                )
         return texts
 
     def reconstruct(
@@ -390,17 +392,40 @@ class LanguageVAE(nn.Module):
         **kwargs: Any,
     ) -> list[str]:
         """Encode then decode each text (posterior mean by default); with word labels, both
-        sides are conditioned on them (the decoder on the labels of the text's own tokens)."""
+        sides are conditioned on them (the decoder on the labels of the text's own tokens).
+
+        Takes :meth:`decode`'s options.  Greedy and beam decoding run on sentences of similar
+        length together (sorted by token count, results in the input order): a batch decodes
+        until its longest row ends, so mixed lengths waste steps.  Sampling keeps the input
+        order, which its random draws follow.
+        """
         generator = kwargs.pop("generator", None)
         texts = _as_list(texts)
         if self.config.annotations.enabled:
             corpus = AnnotatedCorpus(texts, _rows(word_labels))
             word_labels = self.annotate(corpus, categories=False).labels
         z = self.encode(texts, sample=sample, generator=generator, word_labels=word_labels)
+        label_ids = None
         if word_labels is not None and self.decoder.label_embed is not None:
-            rows = self.decoder_label_rows(texts, word_labels)
-            kwargs["label_ids"] = collate_labels(rows, max(len(r) for r in rows) + 1)
-        return self.decode(z, generator=generator, **kwargs)
+            label_rows = self.decoder_label_rows(texts, word_labels)
+            label_ids = collate_labels(label_rows, max(len(r) for r in label_rows) + 1)
+        batch_size = kwargs.pop("batch_size", 64)
+        generation = kwargs.pop("generation", None) or GenerationConfig(**kwargs)
+        if generation.strategy == "sample":
+            return self.decode(z, generation, batch_size, generator, label_ids=label_ids)
+        rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
+        order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
+        decoded = self.decode(
+            z[order],
+            generation,
+            batch_size,
+            generator,
+            label_ids=None if label_ids is None else label_ids[order],
+        )
+        out = [""] * len(texts)
+        for position, index in enumerate(order):
+            out[index] = decoded[position]
+        return out
 
     def sample_prior(
         self,

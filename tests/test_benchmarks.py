@@ -1,0 +1,37 @@
+"""benchmarks/side_by_side.py in its smoke mode: it runs, prints the table and one JSON line.
+
+Timings are not asserted (the machine is shared).  The reference is left out (--no-reference)
+so the test stays quick (about 10 s on 1 thread) whether or not its venv is installed; without
+the reference's models and corpus the script falls back to stand-ins built from configs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "side_by_side.py"
+
+
+def test_side_by_side_quick_prints_the_table_and_a_json_line():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--no-reference"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    assert table[0].startswith("| figure | langvae 0.6.13")
+    assert any(line.startswith("| training sentences/s") for line in table)
+    assert any(line.startswith("| peak RSS (MB)") for line in table)
+    assert "QUICK SMOKE RUN" in proc.stdout and "reference skipped" in proc.stdout
+    result = json.loads(lines[-1])
+    assert result["quick"] is True and result["reference"] is False
+    for key in ("lmvae/own", "lmvae/50257"):
+        figures = result["figures"][key]
+        assert figures["train_sents_per_s"] > 0 and figures["decode_sents_per_s"] > 0
+        assert figures["peak_rss_mb"] > 0 and figures["trainable_params"] > 0
+        assert 0.0 <= figures["bleu4"] <= 1.0
+    assert all(ratio is None for ratio in result["ratios"].values())
