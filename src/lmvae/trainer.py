@@ -39,7 +39,7 @@ from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
-from lmvae.precision import cpu_bf16_decoder, default_mixed_precision
+from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 
 TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
@@ -289,6 +289,7 @@ def train(
             log(f"resuming after epoch {state['epoch']} from {out / 'last'}")
     optimizer = accelerator.prepare(optimizer)
     sample_gen = torch.Generator(device=accelerator.device)
+    bf16_weights = FrozenCast(model.decoder.lm, torch.bfloat16) if cpu_bf16 else None
 
     for epoch in range(first_epoch, config.epochs + 1):
         order_gen.manual_seed(config.seed * 100_003 + epoch)
@@ -307,7 +308,9 @@ def train(
             dynamic_ncols=True,
         )
         beta = 0.0
-        precision = cpu_bf16_decoder(model.decoder.lm) if cpu_bf16 else contextlib.nullcontext()
+        precision = contextlib.nullcontext()
+        if cpu_bf16:
+            precision = cpu_bf16_decoder(model.decoder.lm, bf16_weights)
         with precision:
             for batch_index, indices in enumerate(bar):
                 group_start = batch_index - batch_index % accumulation
