@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--mixed-precision", default=None, help="no | bf16 (default: lmvae's choice for the CPU)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -72,6 +75,7 @@ def main() -> None:
         beta_max=args.beta_max,
         seed=args.seed,
         progress=False,
+        mixed_precision=args.mixed_precision,
     )
     result = train(model, train_texts, eval_texts, config, log=print)
     train_seconds = sum(r["train_seconds"] for r in result.history)

@@ -37,39 +37,58 @@ def default_mixed_precision(device: torch.device) -> str:
     return "no"
 
 
+class FrozenCast:
+    """The frozen floating-point parameters of a module, with copies in ``dtype`` made once.
+
+    Inside :meth:`active` the parameters hold the copies; outside, their original tensors (the
+    very ones, so nothing is lost to rounding).  Parameters keep their identity, so tied weights
+    stay tied; parameters that train are untouched.  Reusing the same copies every time matters
+    on CPU: oneDNN keys the packed weights it caches by tensor, so fresh copies each epoch
+    would pile up packed weights.
+    """
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype):
+        self.pairs = [
+            (param, param.data, param.data.to(dtype))
+            for param in module.parameters()
+            if not param.requires_grad and param.is_floating_point() and param.dtype != dtype
+        ]
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        for param, _, cast in self.pairs:
+            param.data = cast
+        try:
+            yield
+        finally:
+            for param, original, _ in self.pairs:
+                param.data = original
+
+
 @contextmanager
 def frozen_weights_in(module: nn.Module, dtype: torch.dtype) -> Iterator[None]:
-    """Hold the frozen floating-point parameters of ``module`` in ``dtype`` inside the block.
-
-    Parameters keep their identity (tied weights stay tied); their fp32 tensors are kept aside
-    and put back on exit, so nothing is lost to rounding.  Parameters that train are untouched.
-    """
-    kept = []
-    for param in module.parameters():
-        if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
-            kept.append((param, param.data))
-            param.data = param.data.to(dtype)
-    try:
+    """Hold the frozen floating-point parameters of ``module`` in ``dtype`` inside the block
+    (see :class:`FrozenCast`)."""
+    with FrozenCast(module, dtype).active():
         yield
-    finally:
-        for param, data in kept:
-            param.data = data
 
 
 @contextmanager
-def cpu_bf16_decoder(decoder_lm: nn.Module) -> Iterator[None]:
+def cpu_bf16_decoder(decoder_lm: nn.Module, weights: FrozenCast | None = None) -> Iterator[None]:
     """The frozen decoder LM in bf16, its attention written out (matmul, softmax, matmul).
 
-    On CPU the SDPA kernels are slow in bf16 at these sizes (flash: ~8x slower backward; math:
-    ~2x slower forward) while the eager form runs at matmul speed, so a model that can switch
-    its attention implementation does so inside the block; others get SDPA's math kernel.
+    ``weights`` are bf16 copies made earlier (:class:`FrozenCast`), or made here.  On CPU the
+    SDPA kernels are slow in bf16 at these sizes (flash: ~8x slower backward; math: ~2x slower
+    forward) while the eager form runs at matmul speed, so a model that can switch its
+    attention implementation does so inside the block; others get SDPA's math kernel.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    weights = weights or FrozenCast(decoder_lm, torch.bfloat16)
     config = getattr(decoder_lm, "config", None)
     attention = getattr(config, "_attn_implementation", None)
     switch = attention == "sdpa" and hasattr(decoder_lm, "set_attn_implementation")
-    with frozen_weights_in(decoder_lm, torch.bfloat16), sdpa_kernel([SDPBackend.MATH]):
+    with weights.active(), sdpa_kernel([SDPBackend.MATH]):
         if switch:
             decoder_lm.set_attn_implementation("eager")
         try:

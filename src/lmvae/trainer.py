@@ -41,7 +41,7 @@ from lmvae.errors import ConfigError, DataError
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
-from lmvae.precision import cpu_bf16_decoder, default_mixed_precision
+from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 
 TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
@@ -235,7 +235,7 @@ def train(
     # bf16 on CPU holds the frozen decoder in bf16 during the training passes instead of
     # autocasting (see lmvae.precision); elsewhere Accelerate's autocast does mixed precision.
     # Held weights suit a frozen decoder only: LoRA adapters or unfrozen layers keep fp32
-    # weights, and a decoder with them gets Accelerate's autocast instead.
+    # weights, and a decoder with them gets torch's CPU autocast instead.
     decoder_trains = any(p.requires_grad for p in model.decoder.lm.parameters())
     cpu_bf16 = mixed == "bf16" and device.type == "cpu" and not decoder_trains
     cpu_autocast = mixed == "bf16" and device.type == "cpu" and decoder_trains
@@ -315,6 +315,7 @@ def train(
             log(f"resuming after epoch {state['epoch']} from {out / 'last'}")
     optimizer = accelerator.prepare(optimizer)
     sample_gen = torch.Generator(device=accelerator.device)
+    bf16_weights = FrozenCast(model.decoder.lm, torch.bfloat16) if cpu_bf16 else None
 
     for epoch in range(first_epoch, config.epochs + 1):
         order_gen.manual_seed(config.seed * 100_003 + epoch)
@@ -333,12 +334,11 @@ def train(
             dynamic_ncols=True,
         )
         beta = 0.0
+        precision = contextlib.nullcontext()
         if cpu_bf16:
-            precision = cpu_bf16_decoder(model.decoder.lm)
+            precision = cpu_bf16_decoder(model.decoder.lm, bf16_weights)
         elif cpu_autocast:
             precision = torch.autocast("cpu", dtype=torch.bfloat16)
-        else:
-            precision = contextlib.nullcontext()
         with precision:
             for batch_index, indices in enumerate(bar):
                 group_start = batch_index - batch_index % accumulation
