@@ -113,8 +113,10 @@ def test_generation_of_a_chosen_category(trained):
         texts = trained.sample_prior(20, seed=0, category=category)
         return sum(t.startswith("the ") for t in texts)
 
-    assert starting_with_the("the") >= 14
-    assert starting_with_the("other") <= 10
+    # 23 of the 40 training sentences start with "the": the chosen component must move the
+    # share of "the ..." samples well away from the other component's.
+    chosen, other = starting_with_the("the"), starting_with_the("other")
+    assert chosen >= 14 and chosen - other >= 5, (chosen, other)
     with pytest.raises(ConfigError, match="category 'dogs' is not in the prior"):
         trained.sample_prior(2, category="dogs")
 
