@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .metrics.utils import as_float_array
 
 __all__ = ["METHODS", "cluster_scores", "project"]
 
@@ -23,9 +24,7 @@ METHODS = ("pca", "tsne", "umap")
 
 
 def _codes(codes: Any) -> np.ndarray:
-    if hasattr(codes, "detach"):
-        codes = codes.detach().cpu().numpy()
-    x = np.asarray(codes, dtype=np.float64)
+    x = as_float_array(codes)
     if x.ndim != 2 or x.shape[0] < 3:
         raise ConfigError(f"codes must be (N >= 3, D), got shape {x.shape}")
     if not np.isfinite(x).all():

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .metrics import beta_vae, dci, factor_vae, mig, modularity, sap
+from .metrics.utils import as_float_array
 
 __all__ = ["METRICS", "cap_values", "disentanglement", "factor_matrix", "role_factors"]
 
@@ -113,9 +114,7 @@ def disentanglement(
     ``disentanglement``, ``completeness``, ``informativeness``, ``sap``, ``modularity``,
     ``explicitness``).
     """
-    if hasattr(codes, "detach"):
-        codes = codes.detach().cpu().numpy()
-    codes = np.asarray(codes, dtype=np.float64)
+    codes = as_float_array(codes)
     names, matrix = factor_matrix(factors)
     chosen = list(METRICS) if metrics is None else list(metrics)
     unknown = [m for m in chosen if m not in METRICS]

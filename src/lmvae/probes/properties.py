@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .metrics.utils import as_float_array
 
 __all__ = ["LENGTH_EDGES", "length_bucket", "probe_properties", "sentence_properties"]
 
@@ -83,9 +84,7 @@ def probe_properties(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if hasattr(codes, "detach"):
-        codes = codes.detach().cpu().numpy()
-    x = np.asarray(codes, dtype=np.float64)
+    x = as_float_array(codes)
     if x.ndim != 2:
         raise ConfigError(f"codes must be (N, D), got shape {x.shape}")
     results: dict[str, dict] = {}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .metrics.utils import as_float_array
 
 __all__ = ["read_sts_pairs", "sts_correlation", "sts_probe"]
 
@@ -104,8 +105,7 @@ def sts_correlation(za: Any, zb: Any, gold: Sequence[float]) -> dict:
     """
     from scipy.stats import pearsonr, spearmanr
 
-    a = np.asarray(za.detach().cpu() if hasattr(za, "detach") else za, dtype=np.float64)
-    b = np.asarray(zb.detach().cpu() if hasattr(zb, "detach") else zb, dtype=np.float64)
+    a, b = as_float_array(za), as_float_array(zb)
     y = np.asarray(gold, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2 or len(y) != len(a):
         raise ConfigError(

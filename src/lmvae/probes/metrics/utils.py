@@ -22,6 +22,13 @@ __all__ = [
 ]
 
 
+def as_float_array(values) -> np.ndarray:
+    """A float64 NumPy copy of a torch tensor (any device, with or without grad) or array-like."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
 def encode_factors(factors: np.ndarray) -> np.ndarray:
     """Label-encode every column of ``factors`` independently to ints ``0..n_values-1``.
 
