@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
+from lmvae import fastpath
 from lmvae.cache import (
     causal_slot_mask,
     kv_shape,
@@ -42,7 +43,7 @@ class TokenLoss:
 class DecodingState:
     """What one decoding step needs besides the next input tokens."""
 
-    cache: DynamicCache
+    cache: DynamicCache | fastpath.SlotCache
     attention_mask: Tensor  # (B, slots + generated so far)
     embed_offset: Tensor | None  # (B, H) or None
     position: int  # position id of the next token
@@ -84,6 +85,10 @@ class LatentDecoder(nn.Module):
         # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        #: Run the frozen LM through :mod:`lmvae.fastpath` where it applies (on by default;
+        #: set False to always use the transformers forward).
+        self.fast_path = True
+        self._lean: dict[tuple, fastpath.LeanTrunk | None] = {}
 
     # -- pieces of the LM -------------------------------------------------------------------
     @property
@@ -93,7 +98,10 @@ class LatentDecoder(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Hidden states (..., H) -> vocabulary logits (..., V), as the LM's own head does."""
-        logits = self.lm.get_output_embeddings()(hidden)
+        return self._post_logits(self.lm.get_output_embeddings()(hidden))
+
+    def _post_logits(self, logits: Tensor) -> Tensor:
+        """What a family's head does after the output embedding (scale, soft cap)."""
         if self._logit_scale is not None:
             logits = logits * self._logit_scale
         if self._logits_scaling is not None:
@@ -126,18 +134,45 @@ class LatentDecoder(nn.Module):
         )
         return out.last_hidden_state
 
-    def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
-        """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
+    def prefix_layers(self, z: Tensor) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
+        """z (B, D) -> per layer the injected (keys, values) (B, kv_heads, slots, head_dim) in
+        the LM's dtype, and the embedding offset."""
         kv, offset = self.injector(z)  # (layers, 2, B, kv_heads, slots, head_dim)
         dtype = self.lm.get_input_embeddings().weight.dtype
-        # Per-position slots need every layer to keep every slot, so their cache is built
-        # without the config's sliding-window layers (which would drop old slots).
-        config = None if self.injector.causal_slots else self.lm.config
         # The projection writes (B, layers, 2, ...); cast and split in that layout, so neither
         # the cast nor the gradient (stacked back layer by layer) copies a permuted tensor.
         by_row = kv.permute(2, 0, 1, 3, 4, 5).to(dtype)
-        layers = [pair.unbind(1) for pair in by_row.unbind(1)]  # (keys, values), (B, H, S, D)
+        return [pair.unbind(1) for pair in by_row.unbind(1)], offset
+
+    def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
+        """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
+        layers, offset = self.prefix_layers(z)
+        # Per-position slots need every layer to keep every slot, so their cache is built
+        # without the config's sliding-window layers (which would drop old slots).
+        config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
+
+    def lean_trunk(self, dtype: torch.dtype | None = None) -> fastpath.LeanTrunk | None:
+        """The lean forward of the LM (:mod:`lmvae.fastpath`) in ``dtype`` (default: the
+        weights' current one) when it applies now: switched on, on CPU, every LM weight frozen,
+        injection by prefix or memory, a covered family.  Built once per dtype."""
+        if not self.fast_path or self.injector.causal_slots:
+            return None
+        weight = self.lm.get_input_embeddings().weight
+        if weight.device.type != "cpu" or any(p.requires_grad for p in self.lm.parameters()):
+            return None
+        key = (dtype or weight.dtype, weight.device)
+        if key not in self._lean:
+            self._lean[key] = fastpath.lean_trunk(self.lm, key[0])
+        return self._lean[key]
+
+    def clear_lean_trunk(self) -> None:
+        """Forget the lean forward's weight copies (call after changing frozen LM weights)."""
+        self._lean.clear()
+
+    def _apply(self, fn, *args, **kwargs):
+        self.clear_lean_trunk()  # .to(), .half(), ...: the copies would be stale
+        return super()._apply(fn, *args, **kwargs)
 
     @property
     def num_slots(self) -> int:
@@ -185,11 +220,17 @@ class LatentDecoder(nn.Module):
         label_ids: Tensor | None = None,
     ) -> TokenLoss:
         """One teacher-forced pass; cross-entropy only where labels != IGNORE_INDEX."""
-        hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)
         target = labels != IGNORE_INDEX  # (B, T)
+        real = attention_mask.bool()
+        lean = self.lean_trunk()
+        if lean is not None and not bool((target & ~real).any()):
+            hidden = self._lean_hidden_states(lean, z, input_ids, attention_mask, label_ids)
+            hidden = hidden[target[real]]  # the real tokens, in order, that have a target
+        else:
+            hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)[target]
         rows = target.nonzero(as_tuple=True)[0]
         gold = labels[target]
-        nll, hits = self._cross_entropy(hidden[target], gold)  # never the padded positions
+        nll, hits = self._cross_entropy(hidden, gold)  # never the padded positions
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
@@ -197,6 +238,23 @@ class LatentDecoder(nn.Module):
             num_tokens=target.sum(1),
             num_correct=zeros.index_add(0, rows, hits.float()),
         )
+
+    def _lean_hidden_states(
+        self,
+        lean: fastpath.LeanTrunk,
+        z: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        label_ids: Tensor | None,
+    ) -> Tensor:
+        """Last hidden states (N, H) of the N real tokens, through the lean forward."""
+        layers, offset = self.prefix_layers(z)
+        dtype = layers[0][0].dtype
+        layout = fastpath.TokenLayout.from_mask(attention_mask, self.num_slots, dtype)
+        offset = self._label_offset(offset, label_ids)
+        if offset is not None:
+            offset = offset[layout.rows] if offset.dim() == 2 else layout.to_flat(offset)
+        return lean.hidden_states(input_ids, layout, layers, offset)
 
     def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
         """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
@@ -209,10 +267,19 @@ class LatentDecoder(nn.Module):
         return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
     # -- decoding -----------------------------------------------------------------------------
-    def start(self, z: Tensor, label_ids: Tensor | None = None) -> DecodingState:
+    def start(
+        self, z: Tensor, label_ids: Tensor | None = None, dtype: torch.dtype | None = None
+    ) -> DecodingState:
         """A decoding state holding only the injected prefix; label_ids (B, L) give the label of
-        each output position (padding past L), for an annotation-conditioned decoder."""
-        cache, offset = self.prefix(z)
+        each output position (padding past L), for an annotation-conditioned decoder.  ``dtype``
+        asks the lean forward for that precision (see :meth:`lean_trunk`)."""
+        lean = self.lean_trunk(dtype)
+        if lean is not None:
+            layers, offset = self.prefix_layers(z)
+            capacity = self.num_slots + self.config.max_length + 1
+            cache = fastpath.SlotCache(lean, layers, capacity)
+        else:
+            cache, offset = self.prefix(z)
         mask = torch.ones(z.shape[0], self.num_slots, dtype=torch.long, device=z.device)
         return DecodingState(cache, mask, offset, 0, label_ids)
 
@@ -234,6 +301,15 @@ class LatentDecoder(nn.Module):
             if column.shape[1] == 0:  # past the given labels: padding
                 column = torch.zeros_like(positions)
             offset = self._label_offset(offset, column)
+        if isinstance(state.cache, fastpath.SlotCache):
+            if offset is not None and offset.dim() == 3:
+                offset = offset[:, -1]
+            hidden = fastpath.lean_step(state.cache, input_ids[:, -1], state.position, offset)
+            state.position += 1
+            head = state.cache.trunk.head
+            if head is None:
+                return self.logits(hidden.to(self.lm.get_output_embeddings().weight.dtype)).float()
+            return self._post_logits(head(hidden)).float()
         mask = self._attention(state.attention_mask, positions)
         hidden = self._run(input_ids, mask, positions, state.cache, offset)
         state.position += 1
