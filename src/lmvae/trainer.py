@@ -38,6 +38,7 @@ from lmvae.conditioning import prepare_conditions
 from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, epoch_batches, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
+from lmvae.memory import release_free_memory
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
@@ -47,6 +48,7 @@ TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
 HISTORY = "history.jsonl"
 _POSTFIX_EVERY = 10  # batches between progress-bar updates (each one reads the device)
+_TRIM_EVERY = 8  # batches between handing freed heap pages back to the OS (lmvae.memory)
 
 
 class FeatureCache:
@@ -384,6 +386,8 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     step += 1
                 sums += torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl])
+                if batch_index % _TRIM_EVERY == 0:
+                    release_free_memory()  # batch shapes vary: keep the heap from creeping
                 last = batch_index + 1 == n_batches
                 if config.progress and (batch_index % _POSTFIX_EVERY == 0 or last):
                     shown = [f"{v:.2f}" for v in (sums / (batch_index + 1)).tolist()]
