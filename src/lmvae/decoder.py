@@ -230,10 +230,12 @@ class LatentDecoder(nn.Module):
             hidden = self._lean_hidden_states(lean, z, input_ids, attention_mask, label_ids)
             hidden = hidden[target[real]]  # the real tokens, in order, that have a target
         else:
+            lean = None
             hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)[target]
         rows = target.nonzero(as_tuple=True)[0]
         gold = labels[target]
-        nll, hits = self._cross_entropy(hidden, gold)  # never the padded positions
+        head = lean.head if lean is not None else None
+        nll, hits = self._cross_entropy(hidden, gold, head)  # never the padded positions
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
@@ -259,13 +261,18 @@ class LatentDecoder(nn.Module):
             offset = offset[layout.rows] if offset.dim() == 2 else layout.to_flat(offset)
         return lean.hidden_states(input_ids, layout, layers, offset)
 
-    def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
-        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
+    def _cross_entropy(
+        self, hidden: Tensor, gold: Tensor, packed_head: fastpath.FrozenLinear | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,); the lean
+        forward's packed copy of the output layer computes it when given."""
         head = self.lm.get_output_embeddings()
         frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
         if frozen:  # chunked, no (N, V) tensor kept for backward
             scale = (self._logit_scale or 1.0) / (self._logits_scaling or 1.0)
-            return token_cross_entropy(hidden, head.weight, gold, head.bias, scale, self._softcap)
+            return token_cross_entropy(
+                hidden, head.weight, gold, head.bias, scale, self._softcap, linear=packed_head
+            )
         logits = self.logits(hidden).float()
         return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
