@@ -89,6 +89,7 @@ class LatentDecoder(nn.Module):
         #: set False to always use the transformers forward).
         self.fast_path = True
         self._lean: dict[tuple, fastpath.LeanTrunk | None] = {}
+        self._lm_params: list[nn.Parameter] | None = None  # walking the modules costs ~0.5 ms
 
     # -- pieces of the LM -------------------------------------------------------------------
     @property
@@ -162,7 +163,9 @@ class LatentDecoder(nn.Module):
         if not self.fast_path or self.injector.causal_slots:
             return None
         weight = self.lm.get_input_embeddings().weight
-        if weight.device.type != "cpu" or any(p.requires_grad for p in self.lm.parameters()):
+        if self._lm_params is None:
+            self._lm_params = list(self.lm.parameters())
+        if weight.device.type != "cpu" or any(p.requires_grad for p in self._lm_params):
             return None
         key = (dtype or weight.dtype, weight.device)
         if key not in self._lean:
@@ -170,8 +173,10 @@ class LatentDecoder(nn.Module):
         return self._lean[key]
 
     def clear_lean_trunk(self) -> None:
-        """Forget the lean forward's weight copies (call after changing frozen LM weights)."""
+        """Forget the lean forward's weight copies (call after changing the LM's frozen weights
+        or its modules, e.g. adding adapters)."""
         self._lean.clear()
+        self._lm_params = None
 
     def _apply(self, fn, *args, **kwargs):
         self.clear_lean_trunk()  # .to(), .half(), ...: the copies would be stale

@@ -87,6 +87,7 @@ class LanguageVAE(nn.Module):
                 adapt(
                     backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
                 )
+            self.decoder.clear_lean_trunk()  # adapters may have added modules
         self.encoder_tokenizer = encoder_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         tok = decoder_tokenizer
