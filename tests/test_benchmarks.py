@@ -35,3 +35,28 @@ def test_side_by_side_quick_prints_the_table_and_a_json_line():
         assert figures["peak_rss_mb"] > 0 and figures["trainable_params"] > 0
         assert 0.0 <= figures["bleu4"] <= 1.0
     assert all(ratio is None for ratio in result["ratios"].values())
+
+
+def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
+    script = SCRIPT.parent / "gpu_mfu.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert "SMOKE RUN" in proc.stdout
+    assert [line.split(" | ")[0] for line in lines if line.startswith("| ") and "tiny" in line] == [
+        "| gpt2-tiny",
+        "| llama-tiny",
+    ]
+    result = json.loads(lines[-1])
+    for row in result["rows"]:
+        assert row["tokens_per_s"] > 0 and 0 < row["mfu"] < 1
+        # 6 words and EOS a sentence, 8 sentences a step (one token a word here).
+        assert row["tokens_per_step"] == 56
+        assert row["decoder_non_embedding_params"] > 0
