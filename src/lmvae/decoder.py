@@ -299,7 +299,9 @@ class LatentDecoder(nn.Module):
         return DecodingState(cache, mask, offset, 0, label_ids)
 
     def step(self, input_ids: Tensor, state: DecodingState) -> Tensor:
-        """Feed input_ids (B, 1) at the state's position; return next-token logits (B, V).
+        """Feed input_ids (B, 1) at the state's position; return next-token logits (B, V) in
+        the decoder's compute dtype (bf16 when decoding in bf16: greedy decoding needs only
+        their argmax, and a float copy of 32 x 50,257 logits costs more than the step's head).
 
         The state is advanced in place (cache grows by one, mask by one column).
         """
@@ -323,9 +325,9 @@ class LatentDecoder(nn.Module):
             state.position += 1
             head = state.cache.trunk.head
             if head is None:
-                return self.logits(hidden.to(self.lm.get_output_embeddings().weight.dtype)).float()
-            return self._post_logits(head(hidden)).float()
+                return self.logits(hidden.to(self.lm.get_output_embeddings().weight.dtype))
+            return self._post_logits(head(hidden))
         mask = self._attention(state.attention_mask, positions)
         hidden = self._run(input_ids, mask, positions, state.cache, offset)
         state.position += 1
-        return self.logits(hidden[:, -1]).float()
+        return self.logits(hidden[:, -1])

@@ -130,7 +130,7 @@ def _generate(
     for t in range(max_new):
         logits = decoder.step(tokens, state)
         if config.strategy == "sample":
-            logits = filter_logits(logits / config.temperature, config.top_k, config.top_p)
+            logits = filter_logits(logits.float() / config.temperature, config.top_k, config.top_p)
             probs = torch.softmax(logits, dim=-1)
             next_tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         else:
@@ -185,7 +185,7 @@ def _beam_search(
     history = torch.empty(batch, k, 0, dtype=torch.long, device=device)
     sync_every = _sync_every(device)
     for t in range(max_new):
-        logp = torch.log_softmax(decoder.step(tokens, state), dim=-1)  # (B*K, V)
+        logp = torch.log_softmax(decoder.step(tokens, state), -1, dtype=torch.float32)  # (B*K, V)
         vocab = logp.shape[-1]
         logp = logp.view(batch, k, vocab)
         # A finished beam may only continue with EOS, at zero cost.
