@@ -13,7 +13,6 @@ import json
 import math
 import shutil
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +37,7 @@ from lmvae.conditioning import prepare_conditions
 from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, epoch_batches, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
+from lmvae.features import FeatureCache
 from lmvae.memory import release_free_memory
 from lmvae.metrics import reconstruction_metrics
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
@@ -49,45 +49,6 @@ HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
 HISTORY = "history.jsonl"
 _POSTFIX_EVERY = 10  # batches between progress-bar updates (each one reads the device)
 _TRIM_EVERY = 8  # batches between handing freed heap pages back to the OS (lmvae.memory)
-
-
-class FeatureCache:
-    """Frozen encoder features per sentence index, evicting least-recently-used past a byte bound.
-
-    With the bound above the corpus size (the usual case) the encoder runs once per sentence.
-    """
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._store: OrderedDict[int, Tensor] = OrderedDict()
-        self._bytes = 0
-        self.misses = 0
-
-    def get(self, keys: Sequence[int], compute: Callable[[list[int]], Tensor]) -> Tensor:
-        """Features for keys (B, S, H), computing only the missing ones in one batch."""
-        rows: dict[int, Tensor] = {}
-        for k in keys:
-            if k in self._store:
-                self._store.move_to_end(k)
-                rows[k] = self._store[k]
-        missing = [k for k in dict.fromkeys(keys) if k not in rows]
-        if missing:
-            self.misses += len(missing)
-            for k, row in zip(missing, compute(missing), strict=True):
-                rows[k] = row.detach()
-                self._put(k, rows[k])
-        return torch.stack([rows[k] for k in keys])
-
-    def _put(self, key: int, row: Tensor) -> None:
-        row = row.clone()  # a view would keep the whole batch tensor alive
-        size = row.numel() * row.element_size()
-        if size > self.max_bytes:
-            return
-        self._store[key] = row
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, old = self._store.popitem(last=False)
-            self._bytes -= old.numel() * old.element_size()
 
 
 @dataclass
