@@ -3,6 +3,9 @@ decoded tokens, for each family it covers, and stays out of the way where it doe
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -212,3 +215,15 @@ def test_label_conditioned_loss_matches_transformers(make_vae):
     torch.testing.assert_close(nll[1], nll[0], rtol=1e-5, atol=1e-4)
     plain = vae.decoder.token_loss(z, batch["input_ids"], batch["attention_mask"], batch["labels"])
     assert (plain.nll - nll[1]).abs().max() > 1e-2  # the labels do act
+
+
+def test_a_model_with_packed_weights_copies_and_pickles(make_vae):
+    """Packed oneDNN weights cannot be copied; a copy drops them and rebuilds on first use."""
+    vae = make_vae("bert", "gpt2").eval()
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    config = GenerationConfig(bf16=True, max_new_tokens=6)
+    before = generate(vae.decoder, z, vae.bos_id, vae.eos_id, config)  # builds packed weights
+    twin = copy.deepcopy(vae)
+    assert generate(twin.decoder, z, twin.bos_id, twin.eos_id, config) == before
+    restored = pickle.loads(pickle.dumps(vae.decoder))
+    assert generate(restored, z, vae.bos_id, vae.eos_id, config) == before

@@ -178,6 +178,13 @@ class LatentDecoder(nn.Module):
         self._lean.clear()
         self._lm_params = None
 
+    def __getstate__(self) -> dict:
+        # The lean forward's packed weights are opaque oneDNN tensors that cannot be copied or
+        # pickled; a copy rebuilds them on first use.
+        state = self.__dict__.copy()
+        state["_lean"], state["_lm_params"] = {}, None
+        return state
+
     def _apply(self, fn, *args, **kwargs):
         self.clear_lean_trunk()  # .to(), .half(), ...: the copies would be stale
         return super()._apply(fn, *args, **kwargs)
