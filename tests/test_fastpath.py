@@ -227,3 +227,14 @@ def test_a_model_with_packed_weights_copies_and_pickles(make_vae):
     assert generate(twin.decoder, z, twin.bos_id, twin.eos_id, config) == before
     restored = pickle.loads(pickle.dumps(vae.decoder))
     assert generate(restored, z, vae.bos_id, vae.eos_id, config) == before
+
+
+def test_packed_weights_built_under_inference_mode_still_train(make_vae):
+    vae = make_vae("bert", "gpt2").eval()
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        generate(vae.decoder, z, vae.bos_id, vae.eos_id, GenerationConfig(bf16=True))
+    batch = _batch(vae, 4)
+    with frozen_weights_in(vae.decoder.lm, torch.bfloat16):
+        out, grads = _loss_and_grads(vae, batch, z, fast=True)
+    assert all(torch.isfinite(g).all() for g in grads)

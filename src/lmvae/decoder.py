@@ -169,7 +169,9 @@ class LatentDecoder(nn.Module):
             return None
         key = (dtype or weight.dtype, weight.device)
         if key not in self._lean:
-            self._lean[key] = fastpath.lean_trunk(self.lm, key[0])
+            # Copies made under inference_mode could never enter a training pass later.
+            with torch.inference_mode(False), torch.no_grad():
+                self._lean[key] = fastpath.lean_trunk(self.lm, key[0])
         return self._lean[key]
 
     def clear_lean_trunk(self) -> None:
