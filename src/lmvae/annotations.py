@@ -20,6 +20,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 from lmvae.errors import ConfigError, DataError
+from lmvae.textfiles import jsonl_records, read_text
 
 #: Label id of padding, special tokens and "no label" positions.
 PAD_LABEL = 0
@@ -110,36 +111,22 @@ def read_annotations(
     )
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
 def _read_jsonl(
     path: Path, label_field: str | None, category_field: str | None, text_field: str
 ) -> AnnotatedCorpus:
     texts: list[str] = []
     labels: list[list[str]] = []
     categories: list[str] = []
-    lines = _read_text(path).split("\n")
     if path.suffix.lower() == ".json":
         try:
-            records = json.loads("\n".join(lines))
+            records = json.loads(read_text(path))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg})") from None
-        numbered = list(enumerate(records if isinstance(records, list) else [records], 1))
+        records = records if isinstance(records, list) else [records]
+        numbered = [(f"{path}:{n}", record) for n, record in enumerate(records, 1)]
     else:
-        numbered = []
-        for n, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    numbered.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    for n, record in numbered:
-        where = f"{path}:{n}"
+        numbered = jsonl_records(path)
+    for where, record in numbered:
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object")
         text = record.get(text_field)
@@ -212,7 +199,7 @@ def _read_columns(
                 categories.append(meta[category_field])
         words, row_labels, meta = [], [], {}
 
-    for n, raw in enumerate(_read_text(path).split("\n"), 1):
+    for n, raw in enumerate(read_text(path).split("\n"), 1):
         line = raw.rstrip("\r")
         if not line.strip():
             finish(n)

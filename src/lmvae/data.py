@@ -17,6 +17,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from lmvae.errors import DataError
+from lmvae.textfiles import jsonl_records, read_text
 
 IGNORE_INDEX = -100
 
@@ -34,7 +35,7 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
         elif suffix in (".csv", ".tsv"):
             texts = _read_csv(path, text_field, "\t" if suffix == ".tsv" else ",")
         else:
-            texts = _read_text(path).split("\n")
+            texts = read_text(path).split("\n")
     elif path.exists():
         raise DataError(f"{source} is not a file")
     elif path.suffix.lower() in (".txt", ".jsonl", ".json", ".csv", ".tsv") or path.is_absolute():
@@ -47,31 +48,13 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
     return texts
 
 
-def _read_text(path: Path) -> str:
-    """File text; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
 def _read_jsonl(path: Path, field: str) -> list[str]:
-    texts = []
-    # Split on "\n" only: JSON strings may hold U+2028 and other characters splitlines() cuts at.
-    for n, line in enumerate(_read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        texts.append(_field(record, field, f"{path}:{n}"))
-    return texts
+    return [_field(record, field, where) for where, record in jsonl_records(path)]
 
 
 def _read_json(path: Path, field: str) -> list[str]:
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):

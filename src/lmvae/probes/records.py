@@ -10,12 +10,12 @@ names the bundled demo corpus with its role labels and template families.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+from ..textfiles import jsonl_records, read_text
 
 __all__ = ["ProbeData", "load_probe_data"]
 
@@ -70,14 +70,7 @@ def _jsonl(path: Path, text_field: str, roles_field: str) -> ProbeData:
     texts: list[str] = []
     roles: list[list[str]] = []
     labels: dict[str, list[str]] = {}
-    lines = path.read_text(encoding="utf-8-sig").split("\n")
-    rows = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
-    for i, line in rows:
-        where = f"{path}:{i}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{where}: not valid JSON ({err.msg})") from None
+    for where, record in jsonl_records(path):
         if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
             raise DataError(f"{where}: no text field {text_field!r}")
         texts.append(record[text_field].strip())
@@ -126,7 +119,7 @@ def load_probe_data(
     elif path.suffix in (".csv", ".tsv"):
         data = _table(path, text_field)
     else:
-        texts = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+        texts = [line.strip() for line in read_text(path).splitlines()]
         data = ProbeData([t for t in texts if t])
     keep = [i for i, t in enumerate(data.texts) if t]
     if not keep:

@@ -8,7 +8,6 @@ benchmarks' usual protocol, Cer et al., 2017; Pearson alongside).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..textfiles import jsonl_records
 from .metrics.utils import as_float_array
 
 __all__ = ["read_sts_pairs", "sts_correlation", "sts_probe"]
@@ -52,14 +52,7 @@ def read_sts_pairs(path: str | Path) -> list[Pair]:
         raise DataError(f"STS file not found: {path}")
     rows: list[Pair] = []
     if path.suffix in (".jsonl", ".json"):
-        for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{i}: not valid JSON ({err.msg})") from None
-            where = f"{path}:{i}"
+        for where, record in jsonl_records(path):
             if not isinstance(record, dict):
                 raise DataError(f"{where}: expected an object with s1, s2 and score")
             rows.append(
