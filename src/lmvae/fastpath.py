@@ -20,6 +20,7 @@ tested against the transformers forward, values and gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,9 @@ from torch import Tensor, nn
 # -- frozen linear maps --------------------------------------------------------------------------
 
 
-def _packing_available() -> bool:
+@cache
+def packing_available() -> bool:
+    """Whether this torch build packs bf16 weights for oneDNN (checked once)."""
     try:
         w = torch.zeros(8, 8, dtype=torch.bfloat16)
         packed = torch.ops.mkldnn._reorder_linear_weight(w, 8)
@@ -38,17 +41,6 @@ def _packing_available() -> bool:
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
     return True
-
-
-_PACKING: bool | None = None
-
-
-def packing_available() -> bool:
-    """Whether this torch build packs bf16 weights for oneDNN (checked once)."""
-    global _PACKING
-    if _PACKING is None:
-        _PACKING = _packing_available()
-    return _PACKING
 
 
 #: Row counts of packed matmuls are padded to a multiple of this: oneDNN compiles and keeps a
@@ -96,9 +88,14 @@ class FrozenLinear:
         return self.forward(x)
 
 
+def _approximate(algorithm: str) -> str:
+    """oneDNN's GELU algorithm name ("tanh" or "") as torch's ``approximate`` argument."""
+    return "tanh" if algorithm == "tanh" else "none"
+
+
 def _activate(y: Tensor, activation: str, algorithm: str) -> Tensor:
     if activation == "gelu":
-        return F.gelu(y, approximate="tanh" if algorithm == "tanh" else "none")
+        return F.gelu(y, approximate=_approximate(algorithm))
     return y
 
 
@@ -137,8 +134,9 @@ class _FrozenMLPFn(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         pre = ctx.up.forward(x)
         grad_act = ctx.down.input_grad(grad.contiguous())
-        approximate = "tanh" if ctx.algorithm == "tanh" else "none"
-        grad_pre = torch.ops.aten.gelu_backward(grad_act, pre, approximate=approximate)
+        grad_pre = torch.ops.aten.gelu_backward(
+            grad_act, pre, approximate=_approximate(ctx.algorithm)
+        )
         return ctx.up.input_grad(grad_pre), None, None, None
 
 
@@ -379,7 +377,7 @@ class LlamaTrunk(LeanTrunk):
         ]
         self.norm = base.norm.weight.detach().to(dtype)
         self.num_layers = len(self.blocks)
-        self._rope: tuple[Tensor, Tensor, Tensor] | None = None
+        self._rope: tuple[Tensor, Tensor] | None = None  # cos, sin by position
 
     def _norm(self, x: Tensor, weight: Tensor) -> Tensor:
         # As transformers' LlamaRMSNorm: normalise in fp32, scale in the weights' dtype.
@@ -391,14 +389,13 @@ class LlamaTrunk(LeanTrunk):
         return self.embed_tokens[ids]
 
     def _cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        cached = self._rope
-        if cached is None or cached[0].shape[0] <= int(positions.max()):
+        if self._rope is None or self._rope[0].shape[0] <= int(positions.max()):
             length = max(64, 2 * int(positions.max()) + 1)
             table = torch.arange(length, device=positions.device)[None]
-            probe = self.embed_tokens[:1]
-            cos, sin = self.rotary(probe, table)
-            self._rope = cached = (cos[0].to(self.dtype), sin[0].to(self.dtype), table)
-        return cached[0][positions], cached[1][positions]
+            cos, sin = self.rotary(self.embed_tokens[:1], table)
+            self._rope = (cos[0].to(self.dtype), sin[0].to(self.dtype))
+        cos, sin = self._rope
+        return cos[positions], sin[positions]
 
     def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
         w = self.blocks[layer]
@@ -479,10 +476,6 @@ class SlotCache:
     def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
         """Write the new token's keys and values (B, 2 * kv_heads * D, side by side) at the
         end; return the filled views (B, kv_heads, n, D)."""
-        if self.length >= self.buffer.shape[4]:
-            self.buffer = torch.cat([self.buffer, torch.empty_like(self.buffer)], dim=4)
-        _, _, batch, heads, _, dim = self.buffer.shape
-        self.buffer[layer, :, :, :, self.length] = kv.view(batch, 2, heads, dim).transpose(0, 1)
         n = self.length + 1
         window = self.trunk.window
         if window is not None and n > window:
@@ -490,6 +483,10 @@ class SlotCache:
                 f"the lean forward attends to at most the decoder's window of {window} positions "
                 "(slots included); set decoder.fast_path = False for longer outputs"
             )
+        if self.length >= self.buffer.shape[4]:
+            self.buffer = torch.cat([self.buffer, torch.empty_like(self.buffer)], dim=4)
+        _, _, batch, heads, _, dim = self.buffer.shape
+        self.buffer[layer, :, :, :, self.length] = kv.view(batch, 2, heads, dim).transpose(0, 1)
         return self.buffer[layer, 0, :, :, :n], self.buffer[layer, 1, :, :, :n]
 
     def advance(self) -> None:
