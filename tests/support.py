@@ -285,3 +285,13 @@ def expected_kv(name: str) -> tuple[int, int, int]:
     """(layers, kv_heads, head_dim) of a decoder, from the spec it was built with."""
     extra = DECODER_SPECS[name][1]
     return LAYERS, extra.get("num_key_value_heads", HEADS), extra.get("head_dim", HIDDEN // HEADS)
+
+
+def randomize_trainable(vae, seed: int, std: float = 0.3) -> None:
+    """Random values for every trainable weight (several heads start at zero), so a test sees
+    their effect and a load that silently kept fresh weights is caught."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in vae.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from support import CORPUS
+from support import CORPUS, randomize_trainable
 
 import lmvae.model
 from lmvae import LanguageVAE, TrainConfig, evaluate, train
@@ -143,11 +143,7 @@ def test_both_sides_train_through_the_trainer_and_evaluate(make_vae):
 
 def test_save_and_load_reproduce_a_conditioned_model(make_vae, tmp_path):
     vae = _vae(make_vae, encoder=True, decoder=True)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in vae.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    randomize_trainable(vae, seed=5)
     vae.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["annotations"]["labels"] == VOCAB

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from support import CORPUS, DECODER_IDS
+from support import CORPUS, DECODER_IDS, randomize_trainable
 
 from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.errors import ConfigError
@@ -132,11 +132,7 @@ def test_each_mode_trains_through_the_trainer(make_vae, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_save_and_load_reproduce_outputs(make_vae, tmp_path, mode):
     vae = _vae(make_vae, "llama-gqa", mode)
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for p in vae.parameters():
-            if p.requires_grad:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    randomize_trainable(vae, seed=3)
     vae.save_pretrained(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "config.json").read_text())["decoder"]["injection"] == mode
     loaded = LanguageVAE.from_pretrained(tmp_path / "m")
