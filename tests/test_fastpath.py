@@ -160,7 +160,7 @@ def test_token_layout_rows_and_round_trip():
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
     layout = fastpath.TokenLayout.from_mask(mask, num_slots=2, dtype=torch.float32)
     assert layout.count == 8
-    assert layout.index.shape[0] % fastpath.ROW_MULTIPLE == 0
+    assert layout.index.shape[0] == fastpath.padded_rows(8)
     assert layout.positions[:8].tolist() == [0, 1, 2, 0, 0, 1, 2, 3]
     assert layout.rows[:8].tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
     padded = torch.arange(12.0).view(3, 4, 1) + 1
@@ -172,6 +172,17 @@ def test_token_layout_rows_and_round_trip():
     assert allowed[:, :, :2].all()
     assert allowed[0, 2, 2:].tolist() == [True, True, True, False]
     assert allowed[0, 0, 2:].tolist() == [True, False, False, False]
+
+
+def test_padded_rows_bound_the_shapes_oneDNN_compiles():
+    sizes = [fastpath.padded_rows(n) for n in range(1, 1025)]
+    for n, size in enumerate(sizes, 1):
+        assert size >= n and size % fastpath.ROW_MULTIPLE == 0
+        assert size - n < max(fastpath.ROW_MULTIPLE, n / 4)  # past 64 rows, under 25 % padding
+    assert sizes[:128] == [16 * -(-n // 16) for n in range(1, 129)]  # decoding batches
+    # A training run's token counts (a few hundred) fall in a handful of sizes.
+    assert sorted({fastpath.padded_rows(n) for n in range(160, 321)}) == [160, 192, 224, 256, 320]
+    assert len(set(sizes)) < 30
 
 
 @pytest.mark.skipif(not fastpath.packing_available(), reason="no oneDNN bf16 packing here")

@@ -135,11 +135,13 @@ class LatentDecoder(nn.Module):
         )
         return out.last_hidden_state
 
-    def prefix_layers(self, z: Tensor) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
+    def prefix_layers(
+        self, z: Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
         """z (B, D) -> per layer the injected (keys, values) (B, kv_heads, slots, head_dim) in
-        the LM's dtype, and the embedding offset."""
+        ``dtype`` (default: the LM's), and the embedding offset."""
         kv, offset = self.injector(z)  # (layers, 2, B, kv_heads, slots, head_dim)
-        dtype = self.lm.get_input_embeddings().weight.dtype
+        dtype = dtype or self.lm.get_input_embeddings().weight.dtype
         # The projection writes (B, layers, 2, ...); cast and split in that layout, so neither
         # the cast nor the gradient (stacked back layer by layer) copies a permuted tensor.  The
         # cast runs on the flat (B, numbers) matrix: on the 6-D view it is ~3x slower on CPU.
@@ -267,9 +269,10 @@ class LatentDecoder(nn.Module):
         label_ids: Tensor | None,
     ) -> Tensor:
         """Last hidden states (N, H) of the N real tokens, through the lean forward."""
-        layers, offset = self.prefix_layers(z)
-        dtype = layers[0][0].dtype
-        layout = fastpath.TokenLayout.from_mask(attention_mask, self.num_slots, dtype)
+        # The lean forward attends in fp32 (see fastpath.LeanTrunk.attention): the slots stay
+        # in the projection's fp32, with no cast of the 1 M-number K/V either way.
+        layers, offset = self.prefix_layers(z, torch.float32)
+        layout = fastpath.TokenLayout.from_mask(attention_mask, self.num_slots, torch.float32)
         offset = self._label_offset(offset, label_ids)
         if offset is not None:
             offset = offset[layout.rows] if offset.dim() == 2 else layout.to_flat(offset)
@@ -299,7 +302,7 @@ class LatentDecoder(nn.Module):
         asks the lean forward for that precision (see :meth:`lean_trunk`)."""
         lean = self.lean_trunk(dtype)
         if lean is not None:
-            layers, offset = self.prefix_layers(z)
+            layers, offset = self.prefix_layers(z, torch.float32)
             capacity = self.num_slots + self.config.max_length + 1
             cache = fastpath.SlotCache(lean, layers, capacity)
         else:

@@ -43,9 +43,22 @@ def packing_available() -> bool:
     return True
 
 
-#: Row counts of packed matmuls are padded to a multiple of this: oneDNN compiles and keeps a
-#: kernel per distinct shape, and the token count of a batch changes every step.
+#: Row counts of packed matmuls are padded to a multiple of this (at least): oneDNN compiles
+#: and keeps a kernel per distinct shape, and the token count of a batch changes every step.
 ROW_MULTIPLE = 16
+
+
+def padded_rows(rows: int) -> int:
+    """The row count a packed matmul of ``rows`` rows runs with: a multiple of
+    :data:`ROW_MULTIPLE` up to 128 rows, beyond that of an eighth of the next power of two.
+
+    oneDNN keeps a compiled kernel with its buffers (~0.8 MB) for every row count it has seen,
+    for the life of the process; a training run's batches, a few hundred tokens each, would
+    otherwise leave some twenty of them per weight shape.  Padding costs ~7 % more rows on
+    average (at most 25 % just past a power of two).
+    """
+    step = max(ROW_MULTIPLE, (1 << max(rows - 1, 1).bit_length()) // 8)
+    return -(-rows // step) * step
 
 
 class FrozenLinear:
@@ -101,7 +114,7 @@ def _activate(y: Tensor, activation: str, algorithm: str) -> Tensor:
 
 def _packed_mm(x: Tensor, packed: Tensor, bias: Tensor | None, act: str, algorithm: str) -> Tensor:
     rows = x.shape[0]
-    extra = -rows % ROW_MULTIPLE
+    extra = padded_rows(rows) - rows
     if extra:
         x = F.pad(x, (0, 0, 0, extra))
     y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, act, [], algorithm)
@@ -154,7 +167,7 @@ class TokenLayout:
     """Real tokens of a right-padded (B, T) batch as one flat list, and the attention mask.
 
     ``index`` holds the flat positions b * T + t of the ``count`` real tokens, then repeats the
-    first one up to a multiple of :data:`ROW_MULTIPLE` rows, so the packed matmuls never copy
+    first one up to :func:`padded_rows` rows, so the packed matmuls never copy
     their input to pad it: position-wise layers keep rows apart, and attention and the output
     read the first ``count`` rows only.  ``mask`` (B, 1, T, S + T) is additive: query t sees the
     S injected slots and the real tokens 0..t of its own sentence.
@@ -174,7 +187,7 @@ class TokenLayout:
         real = attention_mask.bool()
         index = real.reshape(-1).nonzero().squeeze(1)
         count = index.shape[0]
-        index = torch.cat([index, index[:1].expand(-count % ROW_MULTIPLE)])
+        index = torch.cat([index, index[:1].expand(padded_rows(count) - count)])
         positions = (real.long().cumsum(1) - 1).reshape(-1)[index]
         causal = torch.ones(length, length, dtype=torch.bool, device=real.device).tril()
         seen = causal[None] & real[:, None, :]  # (B, T, T)
@@ -251,16 +264,19 @@ class LeanTrunk:
         """Flat q / k / v (N, heads * D each, side by side) of the new tokens and the prefix
         keys / values (B, kv_heads, S, D) -> flat attention output (N, heads * D)."""
         heads, kv_heads, dim = self.num_heads, self.num_kv_heads, self.head_dim
-        padded = layout.to_padded(qkv)  # (B, T, ...): one copy for the three
+        # Attention runs in fp32 whatever the weights' dtype: on CPU a bf16 softmax (and its
+        # backward) is ~4x slower than fp32 at these sizes, and the injected slots come fp32.
+        padded = layout.to_padded(qkv.float())  # (B, T, ...): one copy for the three
         q, k, v = padded.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
         batch, length = padded.shape[:2]
         q = q.view(batch, length, heads, dim).transpose(1, 2)
         k = k.view(batch, length, kv_heads, dim).transpose(1, 2)
         v = v.view(batch, length, kv_heads, dim).transpose(1, 2)
-        keys = torch.cat([keys.to(k.dtype), k], dim=2)
-        values = torch.cat([values.to(v.dtype), v], dim=2)
+        keys = torch.cat([keys.float(), k], dim=2)
+        values = torch.cat([values.float(), v], dim=2)
         out = _attend(q, keys, values, self.scale(layer), layout.mask)
-        return layout.to_flat(out.transpose(1, 2)).reshape(-1, self.num_heads * self.head_dim)
+        flat = layout.to_flat(out.transpose(1, 2)).reshape(-1, self.num_heads * self.head_dim)
+        return flat.to(qkv.dtype)
 
     def block(self, layer, x, positions, keys, values, layout):
         qkv = self.qkv(layer, x, positions)
