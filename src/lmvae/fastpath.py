@@ -49,15 +49,19 @@ ROW_MULTIPLE = 16
 
 
 def padded_rows(rows: int) -> int:
-    """The row count a packed matmul of ``rows`` rows runs with: a multiple of
-    :data:`ROW_MULTIPLE` up to 128 rows, beyond that of an eighth of the next power of two.
+    """The row count a packed matmul of ``rows`` rows runs with: 32 up to 32 rows, then a
+    multiple of :data:`ROW_MULTIPLE` up to 128, beyond that of an eighth of the next power
+    of two.
 
-    oneDNN keeps a compiled kernel with its buffers (~0.8 MB) for every row count it has seen,
-    for the life of the process; a training run's batches, a few hundred tokens each, would
-    otherwise leave some twenty of them per weight shape.  Padding costs ~7 % more rows on
-    average (at most 25 % just past a power of two).
+    oneDNN compiles a kernel (~1-2 ms) and keeps it with its buffers (~0.8 MB) for every row
+    count it meets, for the life of the process; a training run's batches, a few hundred
+    tokens each, would otherwise leave some twenty per weight shape.  Up to 32 rows a matmul
+    costs the same whatever the count (its call overhead), so decoding batches of any size up
+    to 32 share one kernel.  Past 128 rows, padding adds ~7 % rows on average, < 25 % at most.
     """
-    step = max(ROW_MULTIPLE, (1 << max(rows - 1, 1).bit_length()) // 8)
+    if rows <= 2 * ROW_MULTIPLE:
+        return 2 * ROW_MULTIPLE
+    step = max(ROW_MULTIPLE, (1 << (rows - 1).bit_length()) // 8)
     return -(-rows // step) * step
 
 
