@@ -48,7 +48,7 @@ TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
 HISTORY = "history.jsonl"
 _POSTFIX_EVERY = 10  # batches between progress-bar updates (each one reads the device)
-_TRIM_EVERY = 8  # batches between handing freed heap pages back to the OS (lmvae.memory)
+_TRIM_EVERY = 32  # batches between handing freed heap pages back to the OS (lmvae.memory)
 
 
 @dataclass
