@@ -16,9 +16,9 @@ from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.generation import GenerationConfig, generate
 from lmvae.precision import frozen_weights_in
 
-#: Decoders the lean forward covers; the others (Gemma, Phi, Mistral with an 8-token window)
-#: must run through transformers.
-COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2"}
+#: Decoders the lean forward covers; the other (Mistral with an 8-token window) must run
+#: through transformers.
+COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi"}
 VARIANTS = {
     "prefix": {},
     "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
@@ -141,6 +141,22 @@ def test_not_used_where_it_does_not_apply(vaes, make_vae):
     trains = make_vae("bert", "gpt2").decoder
     trains.lm.transformer.h[-1].mlp.c_fc.weight.requires_grad_(True)
     assert trains.lean_trunk() is None
+
+
+@pytest.mark.parametrize("qk_layernorm", [False, True])
+def test_phi_with_query_key_norms_is_left_to_transformers(qk_layernorm):
+    from transformers import PhiConfig, PhiForCausalLM
+
+    config = PhiConfig(
+        vocab_size=32,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        qk_layernorm=qk_layernorm,
+    )
+    trunk = fastpath.lean_trunk(PhiForCausalLM(config), torch.float32)
+    assert (trunk is None) == qk_layernorm
 
 
 def test_transformers_forward_not_called_on_the_lean_path(vaes, monkeypatch):

@@ -3,8 +3,8 @@
 The transformers modules run a general forward: masks and cache objects built per call,
 attention dispatch, padding positions carried through every layer.  On CPU, for the small
 models this library trains against, that overhead is most of a step.  This module runs the same
-arithmetic from the same (frozen) weights for the families it knows -- GPT-2, and the
-Llama / Mistral / Qwen2 layout -- with
+arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
+Mistral / Qwen2 layout, Gemma and Phi -- with
 
 * padding never entering the position-wise layers: a batch's real tokens are one (N, H)
   matrix, and only attention sees them per sentence;
@@ -367,43 +367,31 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
-class LlamaTrunk(LeanTrunk):
-    """Llama, Mistral, Qwen2: rotary positions (the model's own rotary module, so every RoPE
-    scaling variant is its own), RMSNorm, grouped-query attention, SwiGLU MLP."""
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary positions on the first ``cos.shape[-1]`` numbers of each head (all of them, or a
+    part: Phi's partial rotary), as transformers' ``apply_rotary_pos_emb``."""
+    dims = cos.shape[-1]
+    if dims == x.shape[-1]:
+        return x * cos + _rotate_half(x) * sin
+    part, rest = x[..., :dims], x[..., dims:]
+    return torch.cat([part * cos + _rotate_half(part) * sin, rest], dim=-1)
+
+
+class RotaryTrunk(LeanTrunk):
+    """Families with rotary positions, from the model's own rotary module (so every RoPE
+    scaling variant is its own) and separate or fused q / k / v maps."""
 
     def __init__(self, lm: nn.Module, dtype: torch.dtype):
         config = lm.config
-        base = lm.model
         heads = config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         super().__init__(heads, kv_heads, head_dim, config.hidden_size)
-        self.rotary = base.rotary_emb
-        self.embed_tokens = base.embed_tokens.weight.detach().to(dtype)
-        self.eps = config.rms_norm_eps
+        self.base = lm.model
+        self.rotary = self.base.rotary_emb
+        self.embed_tokens = self.base.embed_tokens.weight.detach().to(dtype)
         self.dtype = dtype
-        self.blocks = [
-            {
-                "norm_1": b.input_layernorm.weight.detach().to(dtype),
-                "qkv": _cat_linear(
-                    [b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj], dtype
-                ),
-                "proj": FrozenLinear(b.self_attn.o_proj.weight, b.self_attn.o_proj.bias, dtype),
-                "norm_2": b.post_attention_layernorm.weight.detach().to(dtype),
-                "gate_up": _cat_linear([b.mlp.gate_proj, b.mlp.up_proj], dtype),
-                "down": FrozenLinear(b.mlp.down_proj.weight, b.mlp.down_proj.bias, dtype),
-            }
-            for b in base.layers
-        ]
-        self.norm = base.norm.weight.detach().to(dtype)
-        self.num_layers = len(self.blocks)
         self._rope: tuple[Tensor, Tensor] | None = None  # cos, sin by position
-
-    def _norm(self, x: Tensor, weight: Tensor) -> Tensor:
-        # As transformers' LlamaRMSNorm: normalise in fp32, scale in the weights' dtype.
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * x32.to(x.dtype)
 
     def embed(self, ids: Tensor, positions: Tensor) -> Tensor:
         return self.embed_tokens[ids]
@@ -417,26 +405,129 @@ class LlamaTrunk(LeanTrunk):
         cos, sin = self._rope
         return cos[positions], sin[positions]
 
-    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
-        w = self.blocks[layer]
-        n, heads, kv_heads, dim = x.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
-        qkv = w["qkv"](self._norm(x, w["norm_1"]))
+    def _positioned(self, qkv: Tensor, positions: Tensor) -> Tensor:
+        """Flat q / k / v (N, ...) side by side -> the same with q and k rotated."""
+        n, heads, kv_heads, dim = qkv.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
         q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
-        q, k, v = q.view(n, heads, dim), k.view(n, kv_heads, dim), v.view(n, kv_heads, dim)
         cos, sin = self._cos_sin(positions)
         cos, sin = cos[:, None], sin[:, None]
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        return torch.cat([q.view(n, -1), k.view(n, -1), v.view(n, -1)], dim=-1)
+        q = _rotate(q.view(n, heads, dim), cos, sin)
+        k = _rotate(k.view(n, kv_heads, dim), cos, sin)
+        return torch.cat([q.view(n, -1), k.view(n, -1), v], dim=-1)
+
+
+class LlamaTrunk(RotaryTrunk):
+    """Llama, Mistral, Qwen2: RMSNorm, grouped-query attention, gated MLP (the model's own
+    activation: SiLU for these)."""
+
+    def __init__(self, lm: nn.Module, dtype: torch.dtype):
+        super().__init__(lm, dtype)
+        self.eps = lm.config.rms_norm_eps
+        layers = self.base.layers
+        self.act = layers[0].mlp.act_fn
+        self.blocks = [
+            {
+                "norm_1": self._norm_weight(b.input_layernorm.weight),
+                "qkv": _cat_linear(
+                    [b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj], dtype
+                ),
+                "proj": FrozenLinear(b.self_attn.o_proj.weight, b.self_attn.o_proj.bias, dtype),
+                "norm_2": self._norm_weight(b.post_attention_layernorm.weight),
+                "gate_up": _cat_linear([b.mlp.gate_proj, b.mlp.up_proj], dtype),
+                "down": FrozenLinear(b.mlp.down_proj.weight, b.mlp.down_proj.bias, dtype),
+            }
+            for b in layers
+        ]
+        self.norm = self._norm_weight(self.base.norm.weight)
+        self.num_layers = len(self.blocks)
+
+    def _norm_weight(self, weight: Tensor) -> Tensor:
+        return weight.detach().to(self.dtype)
+
+    def _norm(self, x: Tensor, weight: Tensor) -> Tensor:
+        # As transformers' LlamaRMSNorm: normalise in fp32, scale in the weights' dtype.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * x32.to(x.dtype)
+
+    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
+        w = self.blocks[layer]
+        return self._positioned(w["qkv"](self._norm(x, w["norm_1"])), positions)
 
     def finish(self, layer, x, attended):
         w = self.blocks[layer]
         x = x + w["proj"](attended)
         gate, up = w["gate_up"](self._norm(x, w["norm_2"])).chunk(2, dim=-1)
-        return x + w["down"](F.silu(gate) * up)
+        return x + w["down"](self.act(gate) * up)
 
     def final_norm(self, x: Tensor) -> Tensor:
         return self._norm(x, self.norm)
+
+
+class GemmaTrunk(LlamaTrunk):
+    """Gemma (the first): Llama's layout with embeddings scaled by sqrt(hidden), RMSNorm
+    scaling by (1 + weight) in fp32, and a GELU-gated MLP."""
+
+    def __init__(self, lm: nn.Module, dtype: torch.dtype):
+        super().__init__(lm, dtype)
+        self.embed_scale = self.base.embed_tokens.embed_scale.to(dtype)
+
+    def _norm_weight(self, weight: Tensor) -> Tensor:
+        return 1.0 + weight.detach().to(self.dtype).float()
+
+    def _norm(self, x: Tensor, scale: Tensor) -> Tensor:
+        # As transformers' GemmaRMSNorm: normalise and scale in fp32, then cast.
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x32 * scale).to(x.dtype)
+
+    def embed(self, ids: Tensor, positions: Tensor) -> Tensor:
+        return self.embed_tokens[ids] * self.embed_scale
+
+
+class PhiTrunk(RotaryTrunk):
+    """Phi (1, 1.5, 2): one LayerNorm feeding attention and MLP side by side, q / k / v with
+    biases, partial rotary positions, a GELU MLP, an output layer with a bias."""
+
+    def __init__(self, lm: nn.Module, dtype: torch.dtype):
+        super().__init__(lm, dtype)
+        config = lm.config
+        self.eps = config.layer_norm_eps
+        self.algorithm = GPT2Trunk.ACTIVATIONS[config.hidden_act]
+
+        def norm(module):
+            return (module.weight.detach().to(dtype), module.bias.detach().to(dtype))
+
+        self.blocks = [
+            {
+                "norm": norm(b.input_layernorm),
+                "qkv": _cat_linear(
+                    [b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj], dtype
+                ),
+                "proj": FrozenLinear(b.self_attn.dense.weight, b.self_attn.dense.bias, dtype),
+                "up": FrozenLinear(b.mlp.fc1.weight, b.mlp.fc1.bias, dtype),
+                "down": FrozenLinear(b.mlp.fc2.weight, b.mlp.fc2.bias, dtype),
+            }
+            for b in self.base.layers
+        ]
+        self.final = norm(self.base.final_layernorm)
+        self.num_layers = len(self.blocks)
+
+    def _norm(self, x: Tensor, weights: tuple[Tensor, Tensor]) -> Tensor:
+        return F.layer_norm(x, (self.hidden,), weights[0], weights[1], self.eps)
+
+    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
+        w = self.blocks[layer]
+        return self._positioned(w["qkv"](self._norm(x, w["norm"])), positions)
+
+    def finish(self, layer, x, attended):
+        w = self.blocks[layer]
+        # The MLP reads the same normed input as attention (recomputed: one layer norm).
+        mlp = gelu_mlp(self._norm(x, w["norm"]), w["up"], w["down"], self.algorithm)
+        return w["proj"](attended) + mlp + x
+
+    def final_norm(self, x: Tensor) -> Tensor:
+        return self._norm(x, self.final)
 
 
 _LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -463,11 +554,19 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
             config, "reorder_and_upcast_attn", False
         ):
             trunk = GPT2Trunk(lm, dtype)
-    elif model_type in _LLAMA_LIKE and getattr(config, "hidden_act", None) == "silu":
+    elif model_type in _LLAMA_LIKE:
         window = _window(config)
         if window is None or window >= MIN_WINDOW:
             trunk = LlamaTrunk(lm, dtype)
             trunk.window = window
+    elif model_type == "gemma":
+        trunk = GemmaTrunk(lm, dtype)
+    elif (
+        model_type == "phi"
+        and config.hidden_act in GPT2Trunk.ACTIVATIONS
+        and not config.qk_layernorm
+    ):
+        trunk = PhiTrunk(lm, dtype)
     head = lm.get_output_embeddings()
     if trunk is not None and type(head) is nn.Linear:
         trunk.head = FrozenLinear(head.weight, head.bias, dtype)
