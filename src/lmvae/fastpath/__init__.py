@@ -1,0 +1,58 @@
+"""A lean forward of a frozen decoder on CPU: token-flat, pre-packed weights, few ops.
+
+The transformers modules run a general forward: masks and cache objects built per call,
+attention dispatch, padding positions carried through every layer.  On CPU, for the small
+models this library trains against, that overhead is most of a step.  This module runs the same
+arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
+Mistral / Qwen2 layout, Gemma and Phi -- with
+
+* padding never entering the position-wise layers: a batch's real tokens are one (N, H)
+  matrix, and only attention sees them per sentence;
+* bf16 weights packed once for oneDNN (``torch.ops.mkldnn``), in both directions, so the input
+  gradient of a frozen matmul is one packed matmul too (no weight gradients are ever formed);
+* a growing per-layer K/V buffer for decoding instead of a cache object.
+
+:func:`lean_trunk` says whether a decoder qualifies; anything else (another architecture,
+weights that train, a GPU, per-position injection) runs through transformers.  Each family is
+tested against the transformers forward, values and gradients.
+"""
+
+from lmvae.fastpath.decoding import SlotCache, lean_step
+from lmvae.fastpath.families import (
+    MIN_WINDOW,
+    GemmaTrunk,
+    GPT2Trunk,
+    LeanTrunk,
+    LlamaTrunk,
+    PhiTrunk,
+    RotaryTrunk,
+    lean_trunk,
+)
+from lmvae.fastpath.layout import TokenLayout, attend
+from lmvae.fastpath.linear import (
+    ROW_MULTIPLE,
+    FrozenLinear,
+    gelu_mlp,
+    packing_available,
+    padded_rows,
+)
+
+__all__ = [
+    "MIN_WINDOW",
+    "ROW_MULTIPLE",
+    "FrozenLinear",
+    "GPT2Trunk",
+    "GemmaTrunk",
+    "LeanTrunk",
+    "LlamaTrunk",
+    "PhiTrunk",
+    "RotaryTrunk",
+    "SlotCache",
+    "TokenLayout",
+    "attend",
+    "gelu_mlp",
+    "lean_step",
+    "lean_trunk",
+    "padded_rows",
+    "packing_available",
+]
