@@ -148,7 +148,11 @@ class LatentDecoder(nn.Module):
         by_row = kv.permute(2, 0, 1, 3, 4, 5)
         if by_row.dtype != dtype:
             by_row = by_row.reshape(by_row.shape[0], -1).to(dtype).view(by_row.shape)
-        return [pair.unbind(1) for pair in by_row.unbind(1)], offset
+        # One unbind over (layer, key/value) pairs: its backward stacks the 2 x layers gradients
+        # once (nested unbinds stacked the full K/V gradient twice).
+        batch, layers = by_row.shape[:2]
+        flat = by_row.reshape(batch, 2 * layers, *by_row.shape[3:]).unbind(1)
+        return list(zip(flat[0::2], flat[1::2], strict=True)), offset
 
     def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""

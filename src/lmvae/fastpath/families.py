@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmvae.fastpath.layout import TokenLayout, attend
+from lmvae.fastpath.layout import TokenLayout, padded_attention
 from lmvae.fastpath.linear import FrozenLinear, gelu_mlp
 
 
@@ -44,20 +44,16 @@ class LeanTrunk:
     def attention(self, layer, qkv, keys, values, layout):
         """Flat q / k / v (N, heads * D each, side by side) of the new tokens and the prefix
         keys / values (B, kv_heads, S, D) -> flat attention output (N, heads * D)."""
-        heads, kv_heads, dim = self.num_heads, self.num_kv_heads, self.head_dim
-        # Attention runs in fp32 whatever the weights' dtype: on CPU a bf16 softmax (and its
-        # backward) is ~4x slower than fp32 at these sizes, and the injected slots come fp32.
-        padded = layout.to_padded(qkv.float())  # (B, T, ...): one copy for the three
-        q, k, v = padded.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
-        batch, length = padded.shape[:2]
-        q = q.view(batch, length, heads, dim).transpose(1, 2)
-        k = k.view(batch, length, kv_heads, dim).transpose(1, 2)
-        v = v.view(batch, length, kv_heads, dim).transpose(1, 2)
-        keys = torch.cat([keys.float(), k], dim=2)
-        values = torch.cat([values.float(), v], dim=2)
-        out = attend(q, keys, values, self.scale(layer), layout.mask)
-        flat = layout.to_flat(out.transpose(1, 2)).reshape(-1, self.num_heads * self.head_dim)
-        return flat.to(qkv.dtype)
+        return padded_attention(
+            qkv,
+            keys,
+            values,
+            layout,
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            self.scale(layer),
+        )
 
     def block(self, layer, x, positions, keys, values, layout):
         qkv = self.qkv(layer, x, positions)
