@@ -68,8 +68,19 @@ DECODER_SPECS: dict[str, tuple[str, dict]] = {
 }
 DECODER_IDS = list(DECODER_SPECS)
 
-#: Further architectures, used only by the tests documenting where lmvae gets them wrong.
+#: Further architectures, for the tests of one quirk each (logit scaling, lean-path families).
 EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    "phi3-partial": (
+        "phi3",
+        {
+            "num_key_value_heads": 2,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "partial_rotary_factor": 0.5,
+            },
+        },
+    ),
     "cohere": ("cohere", {"num_key_value_heads": 2, "logit_scale": 0.25}),
     "granite": ("granite", {"num_key_value_heads": 2, "logits_scaling": 4.0}),
     "falcon-mqa": ("falcon", {"multi_query": True, "new_decoder_architecture": False}),

@@ -17,8 +17,9 @@ from lmvae.generation import GenerationConfig, generate
 from lmvae.precision import frozen_weights_in
 
 #: Decoders the lean forward covers; the other (Mistral with an 8-token window) must run
-#: through transformers.
-COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi"}
+#: through transformers.  "phi3-partial" (fused maps, rotary on half of each head) is built
+#: for these tests only.
+COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi", "phi3-partial"}
 VARIANTS = {
     "prefix": {},
     "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
@@ -63,7 +64,7 @@ def _loss_and_grads(vae, batch, z, fast: bool):
     return out, grads
 
 
-@pytest.mark.parametrize("name", DECODER_IDS)
+@pytest.mark.parametrize("name", [*DECODER_IDS, "phi3-partial"])
 def test_covered_families(vaes, name):
     assert (vaes(name).decoder.lean_trunk() is not None) == (name in COVERED)
 

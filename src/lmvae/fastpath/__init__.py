@@ -4,7 +4,7 @@ The transformers modules run a general forward: masks and cache objects built pe
 attention dispatch, padding positions carried through every layer.  On CPU, for the small
 models this library trains against, that overhead is most of a step.  This module runs the same
 arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
-Mistral / Qwen2 layout, Gemma and Phi -- with
+Mistral / Qwen2 layout, Gemma, Phi and Phi-3 -- with
 
 * padding never entering the position-wise layers: a batch's real tokens are one (N, H)
   matrix, and only attention sees them per sentence;
@@ -24,6 +24,7 @@ from lmvae.fastpath.families import (
     GPT2Trunk,
     LeanTrunk,
     LlamaTrunk,
+    Phi3Trunk,
     PhiTrunk,
     RotaryTrunk,
     lean_trunk,
@@ -45,6 +46,7 @@ __all__ = [
     "GemmaTrunk",
     "LeanTrunk",
     "LlamaTrunk",
+    "Phi3Trunk",
     "PhiTrunk",
     "RotaryTrunk",
     "SlotCache",

@@ -197,22 +197,24 @@ class LlamaTrunk(RotaryTrunk):
         super().__init__(lm, dtype)
         self.eps = lm.config.rms_norm_eps
         layers = self.base.layers
-        self.act = layers[0].mlp.act_fn
-        self.blocks = [
-            {
-                "norm_1": self._norm_weight(b.input_layernorm.weight),
-                "qkv": _cat_linear(
-                    [b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj], dtype
-                ),
-                "proj": FrozenLinear(b.self_attn.o_proj.weight, b.self_attn.o_proj.bias, dtype),
-                "norm_2": self._norm_weight(b.post_attention_layernorm.weight),
-                "gate_up": _cat_linear([b.mlp.gate_proj, b.mlp.up_proj], dtype),
-                "down": FrozenLinear(b.mlp.down_proj.weight, b.mlp.down_proj.bias, dtype),
-            }
-            for b in layers
-        ]
+        self.act = self._activation(layers[0].mlp)
+        self.blocks = [self._block(b, dtype) for b in layers]
         self.norm = self._norm_weight(self.base.norm.weight)
         self.num_layers = len(self.blocks)
+
+    def _activation(self, mlp: nn.Module):
+        return mlp.act_fn  # the model's own
+
+    def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
+        attn, mlp = b.self_attn, b.mlp
+        return {
+            "norm_1": self._norm_weight(b.input_layernorm.weight),
+            "qkv": _cat_linear([attn.q_proj, attn.k_proj, attn.v_proj], dtype),
+            "proj": FrozenLinear(attn.o_proj.weight, attn.o_proj.bias, dtype),
+            "norm_2": self._norm_weight(b.post_attention_layernorm.weight),
+            "gate_up": _cat_linear([mlp.gate_proj, mlp.up_proj], dtype),
+            "down": FrozenLinear(mlp.down_proj.weight, mlp.down_proj.bias, dtype),
+        }
 
     def _norm_weight(self, weight: Tensor) -> Tensor:
         return weight.detach().to(self.dtype)
@@ -235,6 +237,25 @@ class LlamaTrunk(RotaryTrunk):
 
     def final_norm(self, x: Tensor) -> Tensor:
         return self._norm(x, self.norm)
+
+
+class Phi3Trunk(LlamaTrunk):
+    """Phi-3 / Phi-4-mini: Llama's layout with q / k / v and gate / up each one fused map,
+    and rotary positions on part of each head where the config says so."""
+
+    def _activation(self, mlp: nn.Module):
+        return mlp.activation_fn
+
+    def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
+        attn, mlp = b.self_attn, b.mlp
+        return {
+            "norm_1": self._norm_weight(b.input_layernorm.weight),
+            "qkv": FrozenLinear(attn.qkv_proj.weight, attn.qkv_proj.bias, dtype),
+            "proj": FrozenLinear(attn.o_proj.weight, attn.o_proj.bias, dtype),
+            "norm_2": self._norm_weight(b.post_attention_layernorm.weight),
+            "gate_up": FrozenLinear(mlp.gate_up_proj.weight, mlp.gate_up_proj.bias, dtype),
+            "down": FrozenLinear(mlp.down_proj.weight, mlp.down_proj.bias, dtype),
+        }
 
 
 class GemmaTrunk(LlamaTrunk):
@@ -331,6 +352,11 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
         window = _window(config)
         if window is None or window >= MIN_WINDOW:
             trunk = LlamaTrunk(lm, dtype)
+            trunk.window = window
+    elif model_type == "phi3":
+        window = _window(config)
+        if window is None or window >= MIN_WINDOW:
+            trunk = Phi3Trunk(lm, dtype)
             trunk.window = window
     elif model_type == "gemma":
         trunk = GemmaTrunk(lm, dtype)
