@@ -70,6 +70,16 @@ DECODER_IDS = list(DECODER_SPECS)
 
 #: Further architectures, for the tests of one quirk each (logit scaling, lean-path families).
 EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    "gemma2": (
+        "gemma2",
+        {
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 24,
+            "attn_logit_softcapping": 4.0,
+            "final_logit_softcapping": 8.0,
+        },
+    ),
     "phi3-partial": (
         "phi3",
         {

@@ -17,9 +17,10 @@ from lmvae.generation import GenerationConfig, generate
 from lmvae.precision import frozen_weights_in
 
 #: Decoders the lean forward covers; the other (Mistral with an 8-token window) must run
-#: through transformers.  "phi3-partial" (fused maps, rotary on half of each head) is built
-#: for these tests only.
-COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi", "phi3-partial"}
+#: through transformers.  "phi3-partial" (fused maps, rotary on half of each head) and
+#: "gemma2" (soft-capped attention and logits, extra norms) are built for these tests only.
+EXTRA = ["phi3-partial", "gemma2"]
+COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi", *EXTRA}
 VARIANTS = {
     "prefix": {},
     "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
@@ -64,7 +65,7 @@ def _loss_and_grads(vae, batch, z, fast: bool):
     return out, grads
 
 
-@pytest.mark.parametrize("name", [*DECODER_IDS, "phi3-partial"])
+@pytest.mark.parametrize("name", [*DECODER_IDS, *EXTRA])
 def test_covered_families(vaes, name):
     assert (vaes(name).decoder.lean_trunk() is not None) == (name in COVERED)
 

@@ -4,7 +4,7 @@ The transformers modules run a general forward: masks and cache objects built pe
 attention dispatch, padding positions carried through every layer.  On CPU, for the small
 models this library trains against, that overhead is most of a step.  This module runs the same
 arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
-Mistral / Qwen2 layout, Gemma, Phi and Phi-3 -- with
+Mistral / Qwen2 layout, Gemma 1 and 2, Phi and Phi-3 -- with
 
 * padding never entering the position-wise layers: a batch's real tokens are one (N, H)
   matrix, and only attention sees them per sentence;
@@ -20,6 +20,7 @@ tested against the transformers forward, values and gradients.
 from lmvae.fastpath.decoding import SlotCache, lean_step
 from lmvae.fastpath.families import (
     MIN_WINDOW,
+    Gemma2Trunk,
     GemmaTrunk,
     GPT2Trunk,
     LeanTrunk,
@@ -43,6 +44,7 @@ __all__ = [
     "ROW_MULTIPLE",
     "FrozenLinear",
     "GPT2Trunk",
+    "Gemma2Trunk",
     "GemmaTrunk",
     "LeanTrunk",
     "LlamaTrunk",

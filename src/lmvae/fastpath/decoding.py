@@ -65,7 +65,7 @@ def lean_step(cache: SlotCache, ids: Tensor, position: int, offset: Tensor | Non
         qkv = trunk.qkv(layer, x, positions)
         q = qkv[:, : heads * trunk.head_dim].view(batch, heads, 1, trunk.head_dim)
         keys, values = cache.append(layer, qkv[:, heads * trunk.head_dim :])
-        attended = attend(q.float(), keys, values, trunk.scale(layer), None)
+        attended = attend(q.float(), keys, values, trunk.scale(layer), None, trunk.softcap)
         x = trunk.finish(layer, x, attended.reshape(batch, -1).to(x.dtype))
     cache.advance()
     return trunk.final_norm(x)

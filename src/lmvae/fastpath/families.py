@@ -20,6 +20,7 @@ class LeanTrunk:
         self.hidden = hidden
         self.head: FrozenLinear | None = None  # the output layer, when a plain linear map
         self.window: int | None = None  # a sliding attention window, never reached in practice
+        self.softcap: float | None = None  # attention scores soft-capped at this (Gemma 2)
 
     # A family defines embed(ids, positions), qkv(layer, x, positions) -> q / k / v (N, ...)
     # side by side, with positions applied,
@@ -53,6 +54,7 @@ class LeanTrunk:
             self.num_kv_heads,
             self.head_dim,
             self.scale(layer),
+            self.softcap,
         )
 
     def block(self, layer, x, positions, keys, values, layout):
@@ -279,6 +281,35 @@ class GemmaTrunk(LlamaTrunk):
         return self.embed_tokens[ids] * self.embed_scale
 
 
+class Gemma2Trunk(GemmaTrunk):
+    """Gemma 2: Gemma with a norm after attention and around the MLP, attention scores scaled by
+    ``query_pre_attn_scalar`` and soft-capped; every layer's window (local or global) is far
+    longer than a sentence."""
+
+    def __init__(self, lm: nn.Module, dtype: torch.dtype):
+        super().__init__(lm, dtype)
+        config = lm.config
+        self.softcap = config.attn_logit_softcapping or None
+        self._scale = config.query_pre_attn_scalar**-0.5
+
+    def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
+        return {
+            **super()._block(b, dtype),
+            "post_attn": self._norm_weight(b.post_attention_layernorm.weight),
+            "norm_2": self._norm_weight(b.pre_feedforward_layernorm.weight),
+            "post_mlp": self._norm_weight(b.post_feedforward_layernorm.weight),
+        }
+
+    def scale(self, layer: int) -> float:
+        return self._scale
+
+    def finish(self, layer, x, attended):
+        w = self.blocks[layer]
+        x = x + self._norm(w["proj"](attended), w["post_attn"])
+        gate, up = w["gate_up"](self._norm(x, w["norm_2"])).chunk(2, dim=-1)
+        return x + self._norm(w["down"](self.act(gate) * up), w["post_mlp"])
+
+
 class PhiTrunk(RotaryTrunk):
     """Phi (1, 1.5, 2): one LayerNorm feeding attention and MLP side by side, q / k / v with
     biases, partial rotary positions, a GELU MLP, an output layer with a bias."""
@@ -360,6 +391,11 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
             trunk.window = window
     elif model_type == "gemma":
         trunk = GemmaTrunk(lm, dtype)
+    elif model_type == "gemma2":
+        window = getattr(config, "sliding_window", None)
+        if window is None or window >= MIN_WINDOW:
+            trunk = Gemma2Trunk(lm, dtype)
+            trunk.window = window
     elif (
         model_type == "phi"
         and config.hidden_act in GPT2Trunk.ACTIVATIONS

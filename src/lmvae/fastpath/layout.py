@@ -60,13 +60,23 @@ class TokenLayout:
         )
 
 
-def attend(q: Tensor, keys: Tensor, values: Tensor, scale: float, mask: Tensor | None) -> Tensor:
-    """q (B, Hq, T, D) over keys / values (B, Hkv, K, D), grouped-query aware -> (B, Hq, T, D)."""
+def attend(
+    q: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    scale: float,
+    mask: Tensor | None,
+    softcap: float | None = None,
+) -> Tensor:
+    """q (B, Hq, T, D) over keys / values (B, Hkv, K, D), grouped-query aware -> (B, Hq, T, D);
+    scores soft-capped as ``softcap * tanh(scores / softcap)`` when given (Gemma 2)."""
     batch, heads, length, dim = q.shape
     kv_heads = keys.shape[1]
     group = heads // kv_heads
     q = q.reshape(batch, kv_heads, group * length, dim)
     scores = torch.matmul(q, keys.transpose(-1, -2)) * scale
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
     if mask is not None:
         scores = (scores.view(batch, kv_heads, group, length, -1) + mask[:, :, None]).view(
             batch, kv_heads, group * length, -1
@@ -84,21 +94,25 @@ def padded_attention(
     kv_heads: int,
     dim: int,
     scale: float,
+    softcap: float | None = None,
 ) -> Tensor:
     """Flat q / k / v (rows, (heads + 2 kv_heads) * dim) of a batch's tokens, side by side, over
     the injected slots (B, kv_heads, S, dim) and each sentence's own tokens -> the flat output
-    (rows, heads * dim) in qkv's dtype; rows past ``layout.count`` come out zero.
+    (rows, heads * dim) in qkv's dtype; rows past ``layout.count`` come out zero.  Scores are
+    soft-capped as in :func:`attend` when ``softcap`` is given.
 
     Computed in fp32 (a bf16 softmax and its backward are ~4x slower on CPU at these sizes), as
     one autograd node with its backward written out: autograd's own graph of it had ~25 nodes
     a layer (views, transposes, concatenations, gathers), most of its cost at these sizes.
     """
-    return _PaddedAttention.apply(qkv, slot_keys, slot_values, layout, heads, kv_heads, dim, scale)
+    return _PaddedAttention.apply(
+        qkv, slot_keys, slot_values, layout, heads, kv_heads, dim, scale, softcap or None
+    )
 
 
 class _PaddedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, qkv, slot_keys, slot_values, layout, heads, kv_heads, dim, scale):
+    def forward(ctx, qkv, slot_keys, slot_values, layout, heads, kv_heads, dim, scale, softcap):
         batch, length, count = layout.batch, layout.length, layout.count
         group = heads // kv_heads
         padded = layout.to_padded(qkv.float())  # (B, T, ...): one copy for the three
@@ -111,6 +125,10 @@ class _PaddedAttention(torch.autograd.Function):
         keys = torch.cat([slot_keys.float(), k], dim=2).view(batch * kv_heads, -1, dim)
         values = torch.cat([slot_values.float(), v], dim=2).view(batch * kv_heads, -1, dim)
         scores = torch.bmm(q, keys.transpose(1, 2)).mul_(scale)
+        capped = None
+        if softcap:
+            capped = scores.div_(softcap).tanh_()  # kept for the backward: 1 - tanh^2
+            scores = capped * softcap
         width = scores.shape[-1]
         scores.view(batch, kv_heads, group, length, width).add_(layout.mask[:, :, None])
         probs = torch.softmax(scores, dim=-1)
@@ -118,14 +136,14 @@ class _PaddedAttention(torch.autograd.Function):
         real = layout.rows[:count], layout.columns[:count]
         flat = qkv.new_zeros(qkv.shape[0], heads * dim)
         flat[:count] = out.permute(0, 3, 1, 2, 4)[real].reshape(count, heads * dim)
-        ctx.save_for_backward(q, keys, values, probs)
+        ctx.save_for_backward(q, keys, values, probs, capped)
         ctx.layout, ctx.shape = layout, (heads, kv_heads, dim, scale)
         ctx.slot_dtypes = slot_keys.dtype, slot_values.dtype
         return flat
 
     @staticmethod
     def backward(ctx, grad):
-        q, keys, values, probs = ctx.saved_tensors
+        q, keys, values, probs, capped = ctx.saved_tensors
         layout = ctx.layout
         heads, kv_heads, dim, scale = ctx.shape
         batch, length, count = layout.batch, layout.length, layout.count
@@ -137,7 +155,10 @@ class _PaddedAttention(torch.autograd.Function):
         g = g.view(batch * kv_heads, group * length, dim)
         d_probs = torch.bmm(g, values.transpose(1, 2))
         d_values = torch.bmm(probs.transpose(1, 2), g)
-        d_scores = torch._softmax_backward_data(d_probs, probs, -1, torch.float32).mul_(scale)
+        d_scores = torch._softmax_backward_data(d_probs, probs, -1, torch.float32)
+        if capped is not None:  # d(cap tanh(s / cap))/ds = 1 - tanh^2
+            d_scores.mul_(1 - capped.square())
+        d_scores.mul_(scale)
         d_q = torch.bmm(d_scores, keys)
         d_keys = torch.bmm(d_scores.transpose(1, 2), q)
         d_keys = d_keys.view(batch, kv_heads, -1, dim)
@@ -154,4 +175,4 @@ class _PaddedAttention(torch.autograd.Function):
         key_dtype, value_dtype = ctx.slot_dtypes
         d_slot_keys = d_keys[:, :, :slots].to(key_dtype)
         d_slot_values = d_values[:, :, :slots].to(value_dtype)
-        return d_qkv, d_slot_keys, d_slot_values, None, None, None, None, None
+        return d_qkv, d_slot_keys, d_slot_values, None, None, None, None, None, None
