@@ -17,7 +17,7 @@ weights that train, a GPU, per-position injection) runs through transformers.  E
 tested against the transformers forward, values and gradients.
 """
 
-from lmvae.fastpath.decoding import SlotCache, lean_step
+from lmvae.fastpath.decoding import SlotCache, attend, lean_step
 from lmvae.fastpath.families import (
     MIN_WINDOW,
     Gemma2Trunk,
@@ -30,7 +30,7 @@ from lmvae.fastpath.families import (
     RotaryTrunk,
     lean_trunk,
 )
-from lmvae.fastpath.layout import TokenLayout, attend
+from lmvae.fastpath.layout import TokenLayout, padded_attention
 from lmvae.fastpath.linear import (
     ROW_MULTIPLE,
     FrozenLinear,
@@ -57,6 +57,7 @@ __all__ = [
     "gelu_mlp",
     "lean_step",
     "lean_trunk",
+    "padded_attention",
     "padded_rows",
     "packing_available",
 ]

@@ -6,7 +6,22 @@ import torch
 from torch import Tensor
 
 from lmvae.fastpath.families import LeanTrunk
-from lmvae.fastpath.layout import attend
+
+
+def attend(
+    q: Tensor, keys: Tensor, values: Tensor, scale: float, softcap: float | None = None
+) -> Tensor:
+    """q (B, Hq, T, D) over all of keys / values (B, Hkv, K, D), no mask (decoding: the new
+    token sees every cached position), grouped-query aware -> (B, Hq, T, D); scores soft-capped
+    as ``softcap * tanh(scores / softcap)`` when given (Gemma 2)."""
+    batch, heads, length, dim = q.shape
+    kv_heads = keys.shape[1]
+    q = q.reshape(batch, kv_heads, heads // kv_heads * length, dim)
+    scores = torch.matmul(q, keys.transpose(-1, -2)) * scale
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, values).view(batch, heads, length, dim)
 
 
 class SlotCache:
@@ -65,7 +80,7 @@ def lean_step(cache: SlotCache, ids: Tensor, position: int, offset: Tensor | Non
         qkv = trunk.qkv(layer, x, positions)
         q = qkv[:, : heads * trunk.head_dim].view(batch, heads, 1, trunk.head_dim)
         keys, values = cache.append(layer, qkv[:, heads * trunk.head_dim :])
-        attended = attend(q.float(), keys, values, trunk.scale(layer), None, trunk.softcap)
+        attended = attend(q.float(), keys, values, trunk.scale(layer), trunk.softcap)
         x = trunk.finish(layer, x, attended.reshape(batch, -1).to(x.dtype))
     cache.advance()
     return trunk.final_norm(x)

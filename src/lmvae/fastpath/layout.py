@@ -1,4 +1,4 @@
-"""Where each real token of a padded batch sits, and attention over the padded layout."""
+"""Where each real token of a padded batch sits, and the training attention over that layout."""
 
 from __future__ import annotations
 
@@ -58,31 +58,6 @@ class TokenLayout:
         return padded.reshape(self.batch * self.length, *padded.shape[2:]).index_select(
             0, self.index
         )
-
-
-def attend(
-    q: Tensor,
-    keys: Tensor,
-    values: Tensor,
-    scale: float,
-    mask: Tensor | None,
-    softcap: float | None = None,
-) -> Tensor:
-    """q (B, Hq, T, D) over keys / values (B, Hkv, K, D), grouped-query aware -> (B, Hq, T, D);
-    scores soft-capped as ``softcap * tanh(scores / softcap)`` when given (Gemma 2)."""
-    batch, heads, length, dim = q.shape
-    kv_heads = keys.shape[1]
-    group = heads // kv_heads
-    q = q.reshape(batch, kv_heads, group * length, dim)
-    scores = torch.matmul(q, keys.transpose(-1, -2)) * scale
-    if softcap:
-        scores = torch.tanh(scores / softcap) * softcap
-    if mask is not None:
-        scores = (scores.view(batch, kv_heads, group, length, -1) + mask[:, :, None]).view(
-            batch, kv_heads, group * length, -1
-        )
-    probs = torch.softmax(scores, dim=-1)
-    return torch.matmul(probs, values).view(batch, heads, length, dim)
 
 
 def padded_attention(
