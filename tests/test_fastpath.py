@@ -25,6 +25,7 @@ VARIANTS = {
     "prefix": {},
     "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
     "memory": {"decoder_injection": "memory"},
+    "per-position": {"decoder_injection": "per_position"},
 }
 
 
@@ -100,7 +101,7 @@ def test_bf16_loss_close_to_transformers_bf16(vaes, name):
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
-@pytest.mark.parametrize("variant", ["prefix", "memory"])
+@pytest.mark.parametrize("variant", ["prefix", "memory", "per-position"])
 @pytest.mark.parametrize("name", sorted(COVERED))
 def test_decoding_matches_transformers(vaes, name, variant, strategy):
     vae = vaes(name, variant)
@@ -138,8 +139,6 @@ def test_not_used_where_it_does_not_apply(vaes, make_vae):
     dec.fast_path = False
     assert dec.lean_trunk() is None
     dec.fast_path = True
-    per_position = make_vae("bert", "gpt2", decoder_injection="per_position").decoder
-    assert per_position.lean_trunk() is None
     trains = make_vae("bert", "gpt2").decoder
     trains.lm.transformer.h[-1].mlp.c_fc.weight.requires_grad_(True)
     assert trains.lean_trunk() is None

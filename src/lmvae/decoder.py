@@ -165,8 +165,8 @@ class LatentDecoder(nn.Module):
     def lean_trunk(self, dtype: torch.dtype | None = None) -> fastpath.LeanTrunk | None:
         """The lean forward of the LM (:mod:`lmvae.fastpath`) in ``dtype`` (default: the
         weights' current one) when it applies now: switched on, on CPU, every LM weight frozen,
-        injection by prefix or memory, a covered family.  Built once per dtype."""
-        if not self.fast_path or self.injector.causal_slots:
+        a covered family.  Built once per dtype."""
+        if not self.fast_path:
             return None
         weight = self.lm.get_input_embeddings().weight
         if self._lm_params is None:
@@ -276,7 +276,9 @@ class LatentDecoder(nn.Module):
         # The lean forward attends in fp32 (see fastpath.LeanTrunk.attention): the slots stay
         # in the projection's fp32, with no cast of the 1 M-number K/V either way.
         layers, offset = self.prefix_layers(z, torch.float32)
-        layout = fastpath.TokenLayout.from_mask(attention_mask, self.num_slots, torch.float32)
+        layout = fastpath.TokenLayout.from_mask(
+            attention_mask, self.num_slots, torch.float32, self.injector.causal_slots
+        )
         offset = self._label_offset(offset, label_ids)
         if offset is not None:
             offset = offset[layout.rows] if offset.dim() == 2 else layout.to_flat(offset)
@@ -308,7 +310,7 @@ class LatentDecoder(nn.Module):
         if lean is not None:
             layers, offset = self.prefix_layers(z, torch.float32)
             capacity = self.num_slots + self.config.max_length + 1
-            cache = fastpath.SlotCache(lean, layers, capacity)
+            cache = fastpath.SlotCache(lean, layers, capacity, self.injector.causal_slots)
         else:
             cache, offset = self.prefix(z)
         mask = torch.ones(z.shape[0], self.num_slots, dtype=torch.long, device=z.device)

@@ -13,7 +13,7 @@ Mistral / Qwen2 layout, Gemma 1 and 2, Phi and Phi-3 -- with
 * a growing per-layer K/V buffer for decoding instead of a cache object.
 
 :func:`lean_trunk` says whether a decoder qualifies; anything else (another architecture,
-weights that train, a GPU, per-position injection) runs through transformers.  Each family is
+weights that train, a GPU) runs through transformers.  Each family is
 tested against the transformers forward, values and gradients.
 """
 

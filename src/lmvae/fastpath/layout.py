@@ -18,7 +18,8 @@ class TokenLayout:
     first one up to :func:`padded_rows` rows, so the packed matmuls never copy
     their input to pad it: position-wise layers keep rows apart, and attention and the output
     read the first ``count`` rows only.  ``mask`` (B, 1, T, S + T) is additive: query t sees the
-    S injected slots and the real tokens 0..t of its own sentence.
+    S injected slots (with ``causal_slots``, per-position injection: slots 0..t only) and the
+    real tokens 0..t of its own sentence.
     """
 
     batch: int
@@ -31,16 +32,27 @@ class TokenLayout:
     columns: Tensor  # (rows,) position of each flat row in its padded sentence
 
     @classmethod
-    def from_mask(cls, attention_mask: Tensor, num_slots: int, dtype: torch.dtype) -> TokenLayout:
+    def from_mask(
+        cls,
+        attention_mask: Tensor,
+        num_slots: int,
+        dtype: torch.dtype,
+        causal_slots: bool = False,
+    ) -> TokenLayout:
         batch, length = attention_mask.shape
         real = attention_mask.bool()
         index = real.reshape(-1).nonzero().squeeze(1)
         count = index.shape[0]
         index = torch.cat([index, index[:1].expand(padded_rows(count) - count)])
-        positions = (real.long().cumsum(1) - 1).reshape(-1)[index]
+        padded_positions = real.long().cumsum(1) - 1  # (B, T)
+        positions = padded_positions.reshape(-1)[index]
         causal = torch.ones(length, length, dtype=torch.bool, device=real.device).tril()
         seen = causal[None] & real[:, None, :]  # (B, T, T)
-        slots = torch.ones(batch, length, num_slots, dtype=torch.bool, device=real.device)
+        if causal_slots:  # query at position p sees slots 0..p
+            slot_ids = torch.arange(num_slots, device=real.device)
+            slots = slot_ids[None, None, :] <= padded_positions[:, :, None]
+        else:
+            slots = torch.ones(batch, length, num_slots, dtype=torch.bool, device=real.device)
         allowed = torch.cat([slots, seen], dim=-1)[:, None]
         mask = torch.zeros(allowed.shape, dtype=dtype, device=real.device)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
