@@ -362,7 +362,7 @@ MIN_WINDOW = 1024
 
 
 def _window(config) -> int | None:
-    """The attention window of a Llama-like config, None when attention is full."""
+    """The attention window of a config, None when attention is full."""
     window = getattr(config, "sliding_window", None)
     if config.model_type == "qwen2" and not getattr(config, "use_sliding_window", False):
         return None
@@ -373,6 +373,9 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
     """The lean forward of ``lm`` in ``dtype``, or None when its family is not covered."""
     config = lm.config
     model_type = getattr(config, "model_type", None)
+    window = _window(config)
+    if window is not None and window < MIN_WINDOW:
+        return None
     trunk: LeanTrunk | None = None
     if model_type == "gpt2":
         if config.activation_function in GPT2Trunk.ACTIVATIONS and not getattr(
@@ -380,29 +383,23 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
         ):
             trunk = GPT2Trunk(lm, dtype)
     elif model_type in _LLAMA_LIKE:
-        window = _window(config)
-        if window is None or window >= MIN_WINDOW:
-            trunk = LlamaTrunk(lm, dtype)
-            trunk.window = window
+        trunk = LlamaTrunk(lm, dtype)
     elif model_type == "phi3":
-        window = _window(config)
-        if window is None or window >= MIN_WINDOW:
-            trunk = Phi3Trunk(lm, dtype)
-            trunk.window = window
+        trunk = Phi3Trunk(lm, dtype)
     elif model_type == "gemma":
         trunk = GemmaTrunk(lm, dtype)
     elif model_type == "gemma2":
-        window = getattr(config, "sliding_window", None)
-        if window is None or window >= MIN_WINDOW:
-            trunk = Gemma2Trunk(lm, dtype)
-            trunk.window = window
+        trunk = Gemma2Trunk(lm, dtype)
     elif (
         model_type == "phi"
         and config.hidden_act in GPT2Trunk.ACTIVATIONS
         and not config.qk_layernorm
     ):
         trunk = PhiTrunk(lm, dtype)
+    if trunk is None:
+        return None
+    trunk.window = window
     head = lm.get_output_embeddings()
-    if trunk is not None and type(head) is nn.Linear:
+    if type(head) is nn.Linear:
         trunk.head = FrozenLinear(head.weight, head.bias, dtype)
     return trunk

@@ -86,7 +86,8 @@ def padded_attention(
     """Flat q / k / v (rows, (heads + 2 kv_heads) * dim) of a batch's tokens, side by side, over
     the injected slots (B, kv_heads, S, dim) and each sentence's own tokens -> the flat output
     (rows, heads * dim) in qkv's dtype; rows past ``layout.count`` come out zero.  Scores are
-    soft-capped as in :func:`attend` when ``softcap`` is given.
+    soft-capped as in :func:`lmvae.fastpath.decoding.attend` when ``softcap``
+    is given.
 
     Computed in fp32 (a bf16 softmax and its backward are ~4x slower on CPU at these sizes), as
     one autograd node with its backward written out: autograd's own graph of it had ~25 nodes
