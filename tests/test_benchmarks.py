@@ -13,20 +13,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "side_by_side.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script: str, *args: str, timeout: int) -> tuple[str, list[str]]:
+    """Run a benchmark script on 1 thread; its stdout and stdout lines (it must succeed)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(BENCHMARKS / script), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout, proc.stdout.strip().splitlines()
 
 
 def test_side_by_side_quick_prints_the_table_and_a_json_line():
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--no-reference"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=90)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.strip().splitlines()
+    args = ("--quick", "--threads", "1", "--no-reference")
+    stdout, lines = _run("side_by_side.py", *args, timeout=90)
     table = [line for line in lines if line.startswith("| ")]
     assert table[0].startswith("| figure | langvae 0.6.13")
     assert any(line.startswith("| training sentences/s") for line in table)
     assert any(line.startswith("| peak RSS (MB)") for line in table)
-    assert "QUICK SMOKE RUN" in proc.stdout and "reference skipped" in proc.stdout
+    assert "QUICK SMOKE RUN" in stdout and "reference skipped" in stdout
     result = json.loads(lines[-1])
     assert result["quick"] is True and result["reference"] is False
     for key in ("lmvae/own", "lmvae/50257"):
@@ -38,18 +44,8 @@ def test_side_by_side_quick_prints_the_table_and_a_json_line():
 
 
 def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
-    script = SCRIPT.parent / "gpu_mfu.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(script), "--smoke"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.strip().splitlines()
-    assert "SMOKE RUN" in proc.stdout
+    stdout, lines = _run("gpu_mfu.py", "--smoke", timeout=120)
+    assert "SMOKE RUN" in stdout
     assert [line.split(" | ")[0] for line in lines if line.startswith("| ") and "tiny" in line] == [
         "| gpt2-tiny",
         "| llama-tiny",
@@ -63,18 +59,8 @@ def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
 
 
 def test_lean_families_smoke_compares_both_paths_per_family():
-    script = SCRIPT.parent / "lean_families.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(script), "--smoke", "--threads", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.strip().splitlines()
-    assert "SMOKE RUN" in proc.stdout
+    stdout, lines = _run("lean_families.py", "--smoke", "--threads", "1", timeout=120)
+    assert "SMOKE RUN" in stdout
     table = [line for line in lines if line.startswith("| ") and not line.startswith("| family")]
     assert [line.split(" | ")[0] for line in table] == ["| gpt2", "| phi"]
     result = json.loads(lines[-1])
