@@ -182,8 +182,15 @@ def test_token_layout_rows_and_round_trip():
     assert layout.rows[:8].tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
     padded = torch.arange(12.0).view(3, 4, 1) + 1
     flat = layout.to_flat(padded)
-    back = layout.to_padded(flat)
-    assert torch.equal(back[..., 0], (padded[..., 0] * mask))
+    assert flat[:8, 0].tolist() == [1, 2, 3, 5, 9, 10, 11, 12]
+    # Back to the padded positions: real ones get their row, padding any row (masked).
+    back = flat.index_select(0, layout.gather).view(3, 4)
+    assert torch.equal(back * mask, padded[..., 0] * mask)
+    # Flat rows from padded positions; the rows past count read the extra zero row.
+    with_zero = torch.cat([padded.view(12, 1), torch.zeros(1, 1)])
+    assert torch.equal(with_zero.index_select(0, layout.scatter)[:8], flat[:8])
+    assert not with_zero.index_select(0, layout.scatter)[8:].any()
+    assert layout.query_mask.view(3, 4).tolist() == mask.float().tolist()
     # The additive mask: slots always, real tokens causally, padding never.
     allowed = layout.mask[:, 0] == 0
     assert allowed[:, :, :2].all()
