@@ -56,6 +56,9 @@ def _sizes(family: str, width: int, layers: int) -> dict:
 def _build(family: str, texts: list[str], width: int, layers: int, out: Path) -> tuple[str, str]:
     """Encoder and decoder folders with random weights and corpus-trained tokenizers."""
     from transformers import AutoConfig, AutoModelForCausalLM, BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # save_pretrained's shard bars, as lmvae itself does
 
     from lmvae.demo.backbones import build_decoder_tokenizer, build_encoder_tokenizer
 
