@@ -184,14 +184,19 @@ class _PaddedAttention(torch.autograd.Function):
         )
         g.copy_(by_position.permute(0, 2, 3, 1, 4)).mul_(layout.query_mask)
         g = g.view(batch * kv_heads, group * length, dim)
+        # The first layer's tokens need no gradient (frozen embeddings): only the slots' then.
+        tokens_too = ctx.needs_input_grad[0]
+        width = probs.shape[-1] if tokens_too else slots
         d_probs = torch.bmm(g, values.transpose(1, 2))
-        d_values = torch.bmm(probs.transpose(1, 2), g).view(batch, kv_heads, -1, dim)
+        d_values = torch.bmm(probs[..., :width].transpose(1, 2), g).view(batch, kv_heads, -1, dim)
         d_scores = torch._softmax_backward_data(d_probs, probs, -1, torch.float32)
         if capped is not None:  # d(cap tanh(s / cap))/ds = 1 - tanh^2
             d_scores.mul_(1 - capped.square())
         d_scores.mul_(scale)
+        d_keys = torch.bmm(d_scores[..., :width].transpose(1, 2), q).view(batch, kv_heads, -1, dim)
+        if not tokens_too:
+            return None, d_keys, d_values, None, None, None, None, None, None
         d_q = torch.bmm(d_scores, keys).view(batch, kv_heads, group, length, dim)
-        d_keys = torch.bmm(d_scores.transpose(1, 2), q).view(batch, kv_heads, -1, dim)
         # Gradients by padded position (zero at padding), one more zero row for the rows past
         # count, then back to the flat rows in one gather.
         d_padded = grad.new_empty(batch * length + 1, qs + 2 * ks)
