@@ -37,6 +37,7 @@ FAMILIES = {
     "gemma2": {"num_key_value_heads": 2, "head_dim": 64, "query_pre_attn_scalar": 64},
     "phi": {},
     "phi3": {"num_key_value_heads": 2},
+    "qwen3": {"num_key_value_heads": 2, "head_dim": 64},
 }
 SMOKE_FAMILIES = ["gpt2", "phi"]
 

@@ -91,6 +91,7 @@ EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
             },
         },
     ),
+    "qwen3": ("qwen3", {"num_key_value_heads": 2, "head_dim": 32}),
     "cohere": ("cohere", {"num_key_value_heads": 2, "logit_scale": 0.25}),
     "granite": ("granite", {"num_key_value_heads": 2, "logits_scaling": 4.0}),
     "falcon-mqa": ("falcon", {"multi_query": True, "new_decoder_architecture": False}),
@@ -180,7 +181,12 @@ def _decoder_model(name: str, vocab: int, eos: int):
         "max_position_embeddings": MAX_POSITIONS,
     }
     config = transformers.AutoConfig.for_model(model_type, **sizes, **common, **extra)
-    return transformers.AutoModelForCausalLM.from_config(config)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    # Query / key head norms start at ones; unequal weights show which one is used where.
+    for name, module in model.named_modules():
+        if name.endswith(("q_norm", "k_norm")):
+            torch.nn.init.normal_(module.weight, mean=1.0, std=0.3)
+    return model
 
 
 def _encoder_model(name: str, vocab: int, pad: int):

@@ -17,9 +17,10 @@ from lmvae.generation import GenerationConfig, generate
 from lmvae.precision import frozen_weights_in
 
 #: Decoders the lean forward covers; the other (Mistral with an 8-token window) must run
-#: through transformers.  "phi3-partial" (fused maps, rotary on half of each head) and
-#: "gemma2" (soft-capped attention and logits, extra norms) are built for these tests only.
-EXTRA = ["phi3-partial", "gemma2"]
+#: through transformers.  "phi3-partial" (fused maps, rotary on half of each head), "gemma2"
+#: (soft-capped attention and logits, extra norms) and "qwen3" (query / key head norms) are
+#: built for these tests only.
+EXTRA = ["phi3-partial", "gemma2", "qwen3"]
 COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi", *EXTRA}
 VARIANTS = {
     "prefix": {},

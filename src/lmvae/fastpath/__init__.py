@@ -4,7 +4,7 @@ The transformers modules run a general forward: masks and cache objects built pe
 attention dispatch, padding positions carried through every layer.  On CPU, for the small
 models this library trains against, that overhead is most of a step.  This module runs the same
 arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
-Mistral / Qwen2 layout, Gemma 1 and 2, Phi and Phi-3 -- with
+Mistral / Qwen2 layout, Qwen3 (query / key head norms), Gemma 1 and 2, Phi and Phi-3 -- with
 
 * padding never entering the position-wise layers: a batch's real tokens are one (N, H)
   matrix, and only attention sees them per sentence;
@@ -27,6 +27,7 @@ from lmvae.fastpath.families import (
     LlamaTrunk,
     Phi3Trunk,
     PhiTrunk,
+    Qwen3Trunk,
     RotaryTrunk,
     lean_trunk,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "LlamaTrunk",
     "Phi3Trunk",
     "PhiTrunk",
+    "Qwen3Trunk",
     "RotaryTrunk",
     "SlotCache",
     "TokenLayout",

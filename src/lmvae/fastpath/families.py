@@ -180,15 +180,21 @@ class RotaryTrunk(LeanTrunk):
         cos, sin = self._rope
         return cos[positions], sin[positions]
 
-    def _positioned(self, qkv: Tensor, positions: Tensor) -> Tensor:
-        """Flat q / k / v (N, ...) side by side -> the same with q and k rotated."""
+    def _positioned(
+        self, qkv: Tensor, positions: Tensor, head_norms: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """Flat q / k / v (N, ...) side by side -> the same with q and k rotated; with
+        ``head_norms`` (query and key norm weights) each q / k head is first normalised by the
+        family's ``_norm`` (Qwen3)."""
         n, heads, kv_heads, dim = qkv.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
         q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+        q, k = q.view(n, heads, dim), k.view(n, kv_heads, dim)
+        if head_norms is not None:
+            q, k = self._norm(q, head_norms[0]), self._norm(k, head_norms[1])
         cos, sin = self._cos_sin(positions)
         cos, sin = cos[:, None], sin[:, None]
-        q = _rotate(q.view(n, heads, dim), cos, sin)
-        k = _rotate(k.view(n, kv_heads, dim), cos, sin)
-        return torch.cat([q.view(n, -1), k.view(n, -1), v], dim=-1)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        return torch.cat([q.reshape(n, -1), k.reshape(n, -1), v], dim=-1)
 
 
 class LlamaTrunk(RotaryTrunk):
@@ -239,6 +245,26 @@ class LlamaTrunk(RotaryTrunk):
 
     def final_norm(self, x: Tensor) -> Tensor:
         return self._norm(x, self.norm)
+
+
+class Qwen3Trunk(LlamaTrunk):
+    """Qwen3: Llama's layout with an RMSNorm over each query and key head (weights of their own)
+    before rotary positions."""
+
+    def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
+        attn = b.self_attn
+        return {
+            **super()._block(b, dtype),
+            "head_norms": (
+                self._norm_weight(attn.q_norm.weight),
+                self._norm_weight(attn.k_norm.weight),
+            ),
+        }
+
+    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
+        w = self.blocks[layer]
+        qkv = w["qkv"](self._norm(x, w["norm_1"]))
+        return self._positioned(qkv, positions, w["head_norms"])
 
 
 class Phi3Trunk(LlamaTrunk):
@@ -364,7 +390,7 @@ MIN_WINDOW = 1024
 def _window(config) -> int | None:
     """The attention window of a config, None when attention is full."""
     window = getattr(config, "sliding_window", None)
-    if config.model_type == "qwen2" and not getattr(config, "use_sliding_window", False):
+    if config.model_type in ("qwen2", "qwen3") and not getattr(config, "use_sliding_window", False):
         return None
     return window
 
@@ -384,6 +410,8 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
             trunk = GPT2Trunk(lm, dtype)
     elif model_type in _LLAMA_LIKE:
         trunk = LlamaTrunk(lm, dtype)
+    elif model_type == "qwen3":
+        trunk = Qwen3Trunk(lm, dtype)
     elif model_type == "phi3":
         trunk = Phi3Trunk(lm, dtype)
     elif model_type == "gemma":
