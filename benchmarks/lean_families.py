@@ -38,6 +38,13 @@ FAMILIES = {
     "phi": {},
     "phi3": {"num_key_value_heads": 2},
     "qwen3": {"num_key_value_heads": 2, "head_dim": 64},
+    "gemma3_text": {
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "query_pre_attn_scalar": 64,
+        "sliding_window": 512,  # Gemma 3's local window; its 5:1 local / global pattern
+        "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+    },
 }
 SMOKE_FAMILIES = ["gpt2", "phi"]
 

@@ -92,6 +92,16 @@ EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
         },
     ),
     "qwen3": ("qwen3", {"num_key_value_heads": 2, "head_dim": 32}),
+    "gemma3": (
+        "gemma3_text",
+        {
+            "num_key_value_heads": 2,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 24,
+            "sliding_window": MAX_POSITIONS,  # slots + max length, per-position injection too
+            "layer_types": ["sliding_attention", "full_attention"],
+        },
+    ),
     "cohere": ("cohere", {"num_key_value_heads": 2, "logit_scale": 0.25}),
     "granite": ("granite", {"num_key_value_heads": 2, "logits_scaling": 4.0}),
     "falcon-mqa": ("falcon", {"multi_query": True, "new_decoder_architecture": False}),

@@ -18,9 +18,9 @@ from lmvae.precision import frozen_weights_in
 
 #: Decoders the lean forward covers; the other (Mistral with an 8-token window) must run
 #: through transformers.  "phi3-partial" (fused maps, rotary on half of each head), "gemma2"
-#: (soft-capped attention and logits, extra norms) and "qwen3" (query / key head norms) are
-#: built for these tests only.
-EXTRA = ["phi3-partial", "gemma2", "qwen3"]
+#: (soft-capped attention and logits, extra norms), "qwen3" (query / key head norms) and
+#: "gemma3" (head norms, a rotary per layer type) are built for these tests only.
+EXTRA = ["phi3-partial", "gemma2", "qwen3", "gemma3"]
 COVERED = {"gpt2", "llama-gqa", "llama-headdim", "qwen2", "gemma", "phi", *EXTRA}
 VARIANTS = {
     "prefix": {},
@@ -157,8 +157,25 @@ def test_phi_with_query_key_norms_is_left_to_transformers(qk_layernorm):
         num_attention_heads=2,
         qk_layernorm=qk_layernorm,
     )
-    trunk = fastpath.lean_trunk(PhiForCausalLM(config), torch.float32)
+    trunk = fastpath.lean_trunk(PhiForCausalLM(config), torch.float32, positions=64)
     assert (trunk is None) == qk_layernorm
+
+
+@pytest.mark.parametrize("window", [40, 39])
+def test_a_sliding_window_is_covered_when_no_query_reaches_past_it(window):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        vocab_size=32,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        sliding_window=window,
+    )
+    trunk = fastpath.lean_trunk(MistralForCausalLM(config), torch.float32, positions=40)
+    assert (trunk is None) == (window < 40)
 
 
 def test_transformers_forward_not_called_on_the_lean_path(vaes, monkeypatch):

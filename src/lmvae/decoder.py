@@ -177,7 +177,8 @@ class LatentDecoder(nn.Module):
         if key not in self._lean:
             # Copies made under inference_mode could never enter a training pass later.
             with torch.inference_mode(False), torch.no_grad():
-                self._lean[key] = fastpath.lean_trunk(self.lm, key[0])
+                positions = self.num_slots + self.config.max_length
+                self._lean[key] = fastpath.lean_trunk(self.lm, key[0], positions)
         return self._lean[key]
 
     def clear_lean_trunk(self) -> None:

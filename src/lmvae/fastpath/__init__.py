@@ -4,7 +4,7 @@ The transformers modules run a general forward: masks and cache objects built pe
 attention dispatch, padding positions carried through every layer.  On CPU, for the small
 models this library trains against, that overhead is most of a step.  This module runs the same
 arithmetic from the same (frozen) weights for the families it knows -- GPT-2, the Llama /
-Mistral / Qwen2 layout, Qwen3 (query / key head norms), Gemma 1 and 2, Phi and Phi-3 -- with
+Mistral / Qwen2 layout, Qwen3 (query / key head norms), Gemma 1, 2 and 3, Phi and Phi-3 -- with
 
 * padding never entering the position-wise layers: a batch's real tokens are one (N, H)
   matrix, and only attention sees them per sentence;
@@ -19,8 +19,8 @@ tested against the transformers forward, values and gradients.
 
 from lmvae.fastpath.decoding import SlotCache, attend, lean_step
 from lmvae.fastpath.families import (
-    MIN_WINDOW,
     Gemma2Trunk,
+    Gemma3Trunk,
     GemmaTrunk,
     GPT2Trunk,
     LeanTrunk,
@@ -41,11 +41,11 @@ from lmvae.fastpath.linear import (
 )
 
 __all__ = [
-    "MIN_WINDOW",
     "ROW_MULTIPLE",
     "FrozenLinear",
     "GPT2Trunk",
     "Gemma2Trunk",
+    "Gemma3Trunk",
     "GemmaTrunk",
     "LeanTrunk",
     "LlamaTrunk",

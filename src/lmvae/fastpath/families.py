@@ -19,7 +19,7 @@ class LeanTrunk:
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.hidden = hidden
         self.head: FrozenLinear | None = None  # the output layer, when a plain linear map
-        self.window: int | None = None  # a sliding attention window, never reached in practice
+        self.window: int | None = None  # a sliding attention window, longer than any sentence
         self.softcap: float | None = None  # attention scores soft-capped at this (Gemma 2)
 
     # A family defines embed(ids, positions), qkv(layer, x, positions) -> q / k / v (N, ...)
@@ -166,32 +166,40 @@ class RotaryTrunk(LeanTrunk):
         self.rotary = self.base.rotary_emb
         self.embed_tokens = self.base.embed_tokens.weight.detach().to(dtype)
         self.dtype = dtype
-        self._rope: tuple[Tensor, Tensor] | None = None  # cos, sin by position
+        # cos, sin by position, per layer type (None: one rotary for every layer)
+        self._rope: dict[str | None, tuple[Tensor, Tensor]] = {}
 
     def embed(self, ids: Tensor, positions: Tensor) -> Tensor:
         return self.embed_tokens[ids]
 
-    def _cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        if self._rope is None or self._rope[0].shape[0] <= int(positions.max()):
+    def _cos_sin(self, positions: Tensor, layer_type: str | None = None) -> tuple[Tensor, Tensor]:
+        rope = self._rope.get(layer_type)
+        if rope is None or rope[0].shape[0] <= int(positions.max()):
             length = max(64, 2 * int(positions.max()) + 1)
             table = torch.arange(length, device=positions.device)[None]
-            cos, sin = self.rotary(self.embed_tokens[:1], table)
-            self._rope = (cos[0].to(self.dtype), sin[0].to(self.dtype))
-        cos, sin = self._rope
+            by_type = () if layer_type is None else (layer_type,)
+            cos, sin = self.rotary(self.embed_tokens[:1], table, *by_type)
+            rope = self._rope[layer_type] = (cos[0].to(self.dtype), sin[0].to(self.dtype))
+        cos, sin = rope
         return cos[positions], sin[positions]
 
     def _positioned(
-        self, qkv: Tensor, positions: Tensor, head_norms: tuple[Tensor, Tensor] | None = None
+        self,
+        qkv: Tensor,
+        positions: Tensor,
+        head_norms: tuple[Tensor, Tensor] | None = None,
+        layer_type: str | None = None,
     ) -> Tensor:
-        """Flat q / k / v (N, ...) side by side -> the same with q and k rotated; with
-        ``head_norms`` (query and key norm weights) each q / k head is first normalised by the
-        family's ``_norm`` (Qwen3)."""
+        """Flat q / k / v (N, ...) side by side -> the same with q and k rotated (by the rotary
+        of ``layer_type`` when the model has one per type: Gemma 3); with ``head_norms`` (query
+        and key norm weights) each q / k head is first normalised by the family's ``_norm``
+        (Qwen3, Gemma 3)."""
         n, heads, kv_heads, dim = qkv.shape[0], self.num_heads, self.num_kv_heads, self.head_dim
         q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
         q, k = q.view(n, heads, dim), k.view(n, kv_heads, dim)
         if head_norms is not None:
             q, k = self._norm(q, head_norms[0]), self._norm(k, head_norms[1])
-        cos, sin = self._cos_sin(positions)
+        cos, sin = self._cos_sin(positions, layer_type)
         cos, sin = cos[:, None], sin[:, None]
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         return torch.cat([q.reshape(n, -1), k.reshape(n, -1), v], dim=-1)
@@ -336,6 +344,25 @@ class Gemma2Trunk(GemmaTrunk):
         return x + self._norm(w["down"](self.act(gate) * up), w["post_mlp"])
 
 
+class Gemma3Trunk(Gemma2Trunk):
+    """Gemma 3 (text): Gemma 2's layout with an RMSNorm over each query and key head, and the
+    rotary positions of each layer's type (local or global attention)."""
+
+    def __init__(self, lm: nn.Module, dtype: torch.dtype):
+        super().__init__(lm, dtype)
+        self.layer_types = list(lm.config.layer_types)
+
+    def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
+        attn = b.self_attn
+        norms = (self._norm_weight(attn.q_norm.weight), self._norm_weight(attn.k_norm.weight))
+        return {**super()._block(b, dtype), "head_norms": norms}
+
+    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
+        w = self.blocks[layer]
+        qkv = w["qkv"](self._norm(x, w["norm_1"]))
+        return self._positioned(qkv, positions, w["head_norms"], self.layer_types[layer])
+
+
 class PhiTrunk(RotaryTrunk):
     """Phi (1, 1.5, 2): one LayerNorm feeding attention and MLP side by side, q / k / v with
     biases, partial rotary positions, a GELU MLP, an output layer with a bias."""
@@ -382,9 +409,6 @@ class PhiTrunk(RotaryTrunk):
 
 
 _LLAMA_LIKE = ("llama", "mistral", "qwen2")
-#: The lean forward attends to everything; a sliding window at least this long (slots included)
-#: never drops anything a sentence VAE decodes.
-MIN_WINDOW = 1024
 
 
 def _window(config) -> int | None:
@@ -395,12 +419,16 @@ def _window(config) -> int | None:
     return window
 
 
-def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
-    """The lean forward of ``lm`` in ``dtype``, or None when its family is not covered."""
+def lean_trunk(lm: nn.Module, dtype: torch.dtype, positions: int) -> LeanTrunk | None:
+    """The lean forward of ``lm`` in ``dtype``, or None when its family is not covered.
+
+    ``positions``: the most positions (injected slots included) a query will see.  The lean
+    forward attends to all of them, so a sliding window shorter than that is not covered; one
+    at least as long never drops anything (decoding past it raises, see ``SlotCache``)."""
     config = lm.config
     model_type = getattr(config, "model_type", None)
     window = _window(config)
-    if window is not None and window < MIN_WINDOW:
+    if window is not None and window < positions:
         return None
     trunk: LeanTrunk | None = None
     if model_type == "gpt2":
@@ -418,6 +446,8 @@ def lean_trunk(lm: nn.Module, dtype: torch.dtype) -> LeanTrunk | None:
         trunk = GemmaTrunk(lm, dtype)
     elif model_type == "gemma2":
         trunk = Gemma2Trunk(lm, dtype)
+    elif model_type == "gemma3_text" and not getattr(config, "use_bidirectional_attention", False):
+        trunk = Gemma3Trunk(lm, dtype)
     elif (
         model_type == "phi"
         and config.hidden_act in GPT2Trunk.ACTIVATIONS
