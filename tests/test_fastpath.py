@@ -178,6 +178,23 @@ def test_a_sliding_window_is_covered_when_no_query_reaches_past_it(window):
     assert (trunk is None) == (window < 40)
 
 
+def test_decoding_past_the_window_runs_through_transformers(vaes, monkeypatch):
+    vae = vaes("gemma3")  # a 128-position window: 3 slots + 64 max length fit, 200 tokens not
+    dec = vae.decoder
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    long = GenerationConfig(max_new_tokens=200)
+    never = -1  # an end token never produced: every row runs the 200 steps
+    lean_steps = []
+    monkeypatch.setattr(fastpath, "lean_step", lambda *a: lean_steps.append(1) or None)
+    tokens = generate(dec, z, vae.bos_id, never, long)
+    assert not lean_steps and [len(t) for t in tokens] == [200, 200]
+    dec.fast_path = False
+    try:
+        assert generate(dec, z, vae.bos_id, never, long) == tokens
+    finally:
+        dec.fast_path = True
+
+
 def test_transformers_forward_not_called_on_the_lean_path(vaes, monkeypatch):
     vae = vaes("gpt2")
     batch = _batch(vae)

@@ -36,7 +36,7 @@ class ScriptedDecoder:
         self.config = types.SimpleNamespace(max_length=max_length)
         self.steps = 0
 
-    def start(self, z):
+    def start(self, z, length=None):
         b = z.shape[0]
         return DecodingState(_History(b), torch.ones(b, 1, dtype=torch.long), None, 0)
 
@@ -62,7 +62,7 @@ class BigramDecoder:
         self.table2 = torch.randn(vocab + 1, vocab, generator=gen)
         self.config = types.SimpleNamespace(max_length=max_length)
 
-    def start(self, z):
+    def start(self, z, length=None):
         b = z.shape[0]
         state = DecodingState(_History(b), torch.ones(b, 1, dtype=torch.long), None, 0)
         state.embed_offset = z.clone()  # reordered by beam search like a real offset

@@ -162,10 +162,13 @@ class LatentDecoder(nn.Module):
         config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
 
-    def lean_trunk(self, dtype: torch.dtype | None = None) -> fastpath.LeanTrunk | None:
+    def lean_trunk(
+        self, dtype: torch.dtype | None = None, length: int | None = None
+    ) -> fastpath.LeanTrunk | None:
         """The lean forward of the LM (:mod:`lmvae.fastpath`) in ``dtype`` (default: the
         weights' current one) when it applies now: switched on, on CPU, every LM weight frozen,
-        a covered family.  Built once per dtype."""
+        a covered family, and a sliding window (if any) covering the slots plus ``length``
+        positions (default: the decoder's max length).  Built once per dtype."""
         if not self.fast_path:
             return None
         weight = self.lm.get_input_embeddings().weight
@@ -179,7 +182,11 @@ class LatentDecoder(nn.Module):
             with torch.inference_mode(False), torch.no_grad():
                 positions = self.num_slots + self.config.max_length
                 self._lean[key] = fastpath.lean_trunk(self.lm, key[0], positions)
-        return self._lean[key]
+        trunk = self._lean[key]
+        window = trunk.window if trunk is not None else None
+        if window is not None and length is not None and self.num_slots + length > window:
+            return None  # longer outputs than the window: transformers applies it
+        return trunk
 
     def clear_lean_trunk(self) -> None:
         """Forget the lean forward's weight copies (call after changing the LM's frozen weights
@@ -302,15 +309,20 @@ class LatentDecoder(nn.Module):
 
     # -- decoding -----------------------------------------------------------------------------
     def start(
-        self, z: Tensor, label_ids: Tensor | None = None, dtype: torch.dtype | None = None
+        self,
+        z: Tensor,
+        label_ids: Tensor | None = None,
+        dtype: torch.dtype | None = None,
+        length: int | None = None,
     ) -> DecodingState:
         """A decoding state holding only the injected prefix; label_ids (B, L) give the label of
         each output position (padding past L), for an annotation-conditioned decoder.  ``dtype``
-        asks the lean forward for that precision (see :meth:`lean_trunk`)."""
-        lean = self.lean_trunk(dtype)
+        asks the lean forward for that precision, ``length`` says how many tokens will be
+        decoded at most (see :meth:`lean_trunk`)."""
+        lean = self.lean_trunk(dtype, length)
         if lean is not None:
             layers, offset = self.prefix_layers(z, torch.float32)
-            capacity = self.num_slots + self.config.max_length + 1
+            capacity = self.num_slots + max(length or 0, self.config.max_length) + 1
             cache = fastpath.SlotCache(lean, layers, capacity, self.injector.causal_slots)
         else:
             cache, offset = self.prefix(z)

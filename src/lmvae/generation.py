@@ -93,13 +93,16 @@ def generate(
 def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
     """The context the decoder runs in: its weights as loaded, or held in bf16 (the lean
     forward keeps bf16 copies of its own)."""
-    if config.bf16 and decoder.lean_trunk(torch.bfloat16) is None:
+    length = config.max_new_tokens or decoder.config.max_length
+    if config.bf16 and decoder.lean_trunk(torch.bfloat16, length) is None:
         return frozen_weights_in(decoder.lm, torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _start_options(config: GenerationConfig, label_ids: Tensor | None) -> dict:
-    options = {"label_ids": label_ids} if label_ids is not None else {}
+def _start_options(config: GenerationConfig, label_ids: Tensor | None, length: int) -> dict:
+    options = {"length": length}
+    if label_ids is not None:
+        options["label_ids"] = label_ids
     if config.bf16:
         options["dtype"] = torch.bfloat16  # the lean forward's precision (lmvae.fastpath)
     return options
@@ -121,7 +124,7 @@ def _generate(
     max_new = config.max_new_tokens or decoder.config.max_length
     if config.strategy == "beam" and config.num_beams > 1:
         return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
-    state = decoder.start(z, **_start_options(config, label_ids))
+    state = decoder.start(z, **_start_options(config, label_ids, max_new))
     batch = z.shape[0]
     tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
@@ -172,7 +175,7 @@ def _beam_search(
     EOS at no cost, so their scores freeze while the others continue."""
     batch, k = z.shape[0], config.num_beams
     device = z.device
-    state = decoder.start(z.repeat_interleave(k, dim=0), **_start_options(config, None))
+    state = decoder.start(z.repeat_interleave(k, dim=0), **_start_options(config, None, max_new))
     if label_ids is not None:
         state.label_ids = label_ids.repeat_interleave(k, dim=0)
     tokens = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)
