@@ -145,36 +145,23 @@ def test_not_used_where_it_does_not_apply(vaes, make_vae):
     assert trains.lean_trunk() is None
 
 
+def _one_layer_trunk(model_type: str, positions: int = 64, **config):
+    """The lean trunk (or None) of a one-layer, 32-wide random model of ``model_type``."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sizes = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2}
+    config = AutoConfig.for_model(model_type, vocab_size=32, num_hidden_layers=1, **sizes, **config)
+    return fastpath.lean_trunk(AutoModelForCausalLM.from_config(config), torch.float32, positions)
+
+
 @pytest.mark.parametrize("qk_layernorm", [False, True])
 def test_phi_with_query_key_norms_is_left_to_transformers(qk_layernorm):
-    from transformers import PhiConfig, PhiForCausalLM
-
-    config = PhiConfig(
-        vocab_size=32,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        qk_layernorm=qk_layernorm,
-    )
-    trunk = fastpath.lean_trunk(PhiForCausalLM(config), torch.float32, positions=64)
-    assert (trunk is None) == qk_layernorm
+    assert (_one_layer_trunk("phi", qk_layernorm=qk_layernorm) is None) == qk_layernorm
 
 
 @pytest.mark.parametrize("window", [40, 39])
 def test_a_sliding_window_is_covered_when_no_query_reaches_past_it(window):
-    from transformers import MistralConfig, MistralForCausalLM
-
-    config = MistralConfig(
-        vocab_size=32,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        sliding_window=window,
-    )
-    trunk = fastpath.lean_trunk(MistralForCausalLM(config), torch.float32, positions=40)
+    trunk = _one_layer_trunk("mistral", 40, num_key_value_heads=1, sliding_window=window)
     assert (trunk is None) == (window < 40)
 
 

@@ -241,9 +241,17 @@ class LlamaTrunk(RotaryTrunk):
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * x32.to(x.dtype)
 
+    def _head_norms(self, attn: nn.Module) -> tuple[Tensor, Tensor]:
+        """The query and key head norms' weights of an attention module that has them."""
+        return self._norm_weight(attn.q_norm.weight), self._norm_weight(attn.k_norm.weight)
+
+    def _layer_type(self, layer: int) -> str | None:
+        return None  # one rotary for every layer
+
     def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
         w = self.blocks[layer]
-        return self._positioned(w["qkv"](self._norm(x, w["norm_1"])), positions)
+        qkv = w["qkv"](self._norm(x, w["norm_1"]))
+        return self._positioned(qkv, positions, w.get("head_norms"), self._layer_type(layer))
 
     def finish(self, layer, x, attended):
         w = self.blocks[layer]
@@ -260,19 +268,7 @@ class Qwen3Trunk(LlamaTrunk):
     before rotary positions."""
 
     def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
-        attn = b.self_attn
-        return {
-            **super()._block(b, dtype),
-            "head_norms": (
-                self._norm_weight(attn.q_norm.weight),
-                self._norm_weight(attn.k_norm.weight),
-            ),
-        }
-
-    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
-        w = self.blocks[layer]
-        qkv = w["qkv"](self._norm(x, w["norm_1"]))
-        return self._positioned(qkv, positions, w["head_norms"])
+        return {**super()._block(b, dtype), "head_norms": self._head_norms(b.self_attn)}
 
 
 class Phi3Trunk(LlamaTrunk):
@@ -349,18 +345,14 @@ class Gemma3Trunk(Gemma2Trunk):
     rotary positions of each layer's type (local or global attention)."""
 
     def __init__(self, lm: nn.Module, dtype: torch.dtype):
-        super().__init__(lm, dtype)
         self.layer_types = list(lm.config.layer_types)
+        super().__init__(lm, dtype)
 
     def _block(self, b: nn.Module, dtype: torch.dtype) -> dict:
-        attn = b.self_attn
-        norms = (self._norm_weight(attn.q_norm.weight), self._norm_weight(attn.k_norm.weight))
-        return {**super()._block(b, dtype), "head_norms": norms}
+        return {**super()._block(b, dtype), "head_norms": self._head_norms(b.self_attn)}
 
-    def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
-        w = self.blocks[layer]
-        qkv = w["qkv"](self._norm(x, w["norm_1"]))
-        return self._positioned(qkv, positions, w["head_norms"], self.layer_types[layer])
+    def _layer_type(self, layer: int) -> str | None:
+        return self.layer_types[layer]
 
 
 class PhiTrunk(RotaryTrunk):
