@@ -19,7 +19,8 @@ class TokenLayout:
     their input to pad it: position-wise layers keep rows apart, and attention and the output
     read the first ``count`` rows only.  ``mask`` (B, 1, T, S + T) is additive: query t sees the
     S injected slots (with ``causal_slots``, per-position injection: slots 0..t only) and the
-    real tokens 0..t of its own sentence.
+    real tokens 0..t of its own sentence.  ``gather`` and ``scatter`` take rows between the flat
+    list and the padded (B * T) layout attention works in, one ``index_select`` each way.
     """
 
     batch: int
