@@ -93,10 +93,14 @@ def generate(
 def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
     """The context the decoder runs in: its weights as loaded, or held in bf16 (the lean
     forward keeps bf16 copies of its own)."""
-    length = config.max_new_tokens or decoder.config.max_length
-    if config.bf16 and decoder.lean_trunk(torch.bfloat16, length) is None:
+    if config.bf16 and decoder.lean_trunk(torch.bfloat16, _max_new(decoder, config)) is None:
         return frozen_weights_in(decoder.lm, torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def _max_new(decoder: LatentDecoder, config: GenerationConfig) -> int:
+    """The longest output in tokens: the config's, or the decoder's max length."""
+    return config.max_new_tokens or decoder.config.max_length
 
 
 def _start_options(config: GenerationConfig, label_ids: Tensor | None, length: int) -> dict:
@@ -121,7 +125,7 @@ def _generate(
     generator: torch.Generator | None,
     label_ids: Tensor | None,
 ) -> list[list[int]]:
-    max_new = config.max_new_tokens or decoder.config.max_length
+    max_new = _max_new(decoder, config)
     if config.strategy == "beam" and config.num_beams > 1:
         return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
     state = decoder.start(z, **_start_options(config, label_ids, max_new))

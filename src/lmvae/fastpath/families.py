@@ -19,13 +19,14 @@ class LeanTrunk:
         self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
         self.hidden = hidden
         self.head: FrozenLinear | None = None  # the output layer, when a plain linear map
-        self.window: int | None = None  # a sliding attention window, longer than any sentence
+        self.window: int | None = None  # a sliding window covering slots + max length
         self.softcap: float | None = None  # attention scores soft-capped at this (Gemma 2)
 
     # A family defines embed(ids, positions), qkv(layer, x, positions) -> q / k / v (N, ...)
     # side by side, with positions applied,
     # finish(layer, x, attended) -> the block's output, and final_norm(x).
     num_layers: int
+    eps: float  # of the family's norms
 
     def hidden_states(
         self,
@@ -64,6 +65,14 @@ class LeanTrunk:
     def scale(self, layer: int) -> float:
         return self.head_dim**-0.5
 
+    def _norm(self, x: Tensor, weights: tuple[Tensor, Tensor]) -> Tensor:
+        """LayerNorm (GPT-2, Phi); the RMSNorm families override it."""
+        return F.layer_norm(x, (self.hidden,), weights[0], weights[1], self.eps)
+
+
+def _layer_norm_weights(module: nn.Module, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    return module.weight.detach().to(dtype), module.bias.detach().to(dtype)
+
 
 class GPT2Trunk(LeanTrunk):
     """GPT-2: learned positions, LayerNorm, fused QKV (Conv1D layout), GELU MLP."""
@@ -85,29 +94,23 @@ class GPT2Trunk(LeanTrunk):
         def conv(module):  # Conv1D stores (in, out)
             return FrozenLinear(module.weight.t(), module.bias, dtype)
 
-        def norm(module):
-            return (module.weight.detach().to(dtype), module.bias.detach().to(dtype))
-
         self.blocks = [
             {
-                "ln_1": norm(b.ln_1),
+                "ln_1": _layer_norm_weights(b.ln_1, dtype),
                 "qkv": conv(b.attn.c_attn),
                 "proj": conv(b.attn.c_proj),
-                "ln_2": norm(b.ln_2),
+                "ln_2": _layer_norm_weights(b.ln_2, dtype),
                 "up": conv(b.mlp.c_fc),
                 "down": conv(b.mlp.c_proj),
             }
             for b in base.h
         ]
-        self.ln_f = norm(base.ln_f)
+        self.ln_f = _layer_norm_weights(base.ln_f, dtype)
         self.num_layers = len(self.blocks)
 
     def scale(self, layer: int) -> float:
         scale = self.head_dim**-0.5 if self.scaled else 1.0
         return scale / (layer + 1) if self.by_layer_scale else scale
-
-    def _norm(self, x, weights):
-        return F.layer_norm(x, (self.hidden,), weights[0], weights[1], self.eps)
 
     def embed(self, ids: Tensor, positions: Tensor) -> Tensor:
         return self.wte[ids] + self.wpe[positions]
@@ -313,8 +316,8 @@ class GemmaTrunk(LlamaTrunk):
 
 class Gemma2Trunk(GemmaTrunk):
     """Gemma 2: Gemma with a norm after attention and around the MLP, attention scores scaled by
-    ``query_pre_attn_scalar`` and soft-capped; every layer's window (local or global) is far
-    longer than a sentence."""
+    ``query_pre_attn_scalar`` and soft-capped (its local and global windows: see
+    :func:`lean_trunk`)."""
 
     def __init__(self, lm: nn.Module, dtype: torch.dtype):
         super().__init__(lm, dtype)
@@ -364,13 +367,9 @@ class PhiTrunk(RotaryTrunk):
         config = lm.config
         self.eps = config.layer_norm_eps
         self.algorithm = GPT2Trunk.ACTIVATIONS[config.hidden_act]
-
-        def norm(module):
-            return (module.weight.detach().to(dtype), module.bias.detach().to(dtype))
-
         self.blocks = [
             {
-                "norm": norm(b.input_layernorm),
+                "norm": _layer_norm_weights(b.input_layernorm, dtype),
                 "qkv": _cat_linear(
                     [b.self_attn.q_proj, b.self_attn.k_proj, b.self_attn.v_proj], dtype
                 ),
@@ -380,11 +379,8 @@ class PhiTrunk(RotaryTrunk):
             }
             for b in self.base.layers
         ]
-        self.final = norm(self.base.final_layernorm)
+        self.final = _layer_norm_weights(self.base.final_layernorm, dtype)
         self.num_layers = len(self.blocks)
-
-    def _norm(self, x: Tensor, weights: tuple[Tensor, Tensor]) -> Tensor:
-        return F.layer_norm(x, (self.hidden,), weights[0], weights[1], self.eps)
 
     def qkv(self, layer: int, x: Tensor, positions: Tensor) -> Tensor:
         w = self.blocks[layer]
