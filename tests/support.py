@@ -68,7 +68,7 @@ DECODER_SPECS: dict[str, tuple[str, dict]] = {
 }
 DECODER_IDS = list(DECODER_SPECS)
 
-#: Further architectures, for the tests of one quirk each (logit scaling, lean-path families).
+#: Further architectures, for the tests of one quirk each (logit scaling, family quirks).
 EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
     "gemma2": (
         "gemma2",

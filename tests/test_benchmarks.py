@@ -56,15 +56,3 @@ def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
         # 6 words and EOS a sentence, 8 sentences a step (one token a word here).
         assert row["tokens_per_step"] == 56
         assert row["decoder_non_embedding_params"] > 0
-
-
-def test_lean_families_smoke_compares_both_paths_per_family():
-    stdout, lines = _run("lean_families.py", "--smoke", "--threads", "1", timeout=120)
-    assert "SMOKE RUN" in stdout
-    table = [line for line in lines if line.startswith("| ") and not line.startswith("| family")]
-    assert [line.split(" | ")[0] for line in table] == ["| gpt2", "| phi"]
-    result = json.loads(lines[-1])
-    for row in result["rows"]:
-        assert row["lean_used"]  # both families are covered by the lean forward
-        for side in ("transformers", "lean"):
-            assert row[side]["train_ms_per_step"] > 0 and row[side]["decode_seconds"] > 0

@@ -208,13 +208,10 @@ def test_token_loss_by_hand(vaes, name):
     assert loss.num_tokens.tolist() == [len(t.split()) + 1 for t in TEXTS]  # words + EOS
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_decoding_state_advances(vaes, fast):
+def test_decoding_state_advances(vaes):
     vae = vaes("llama-gqa")
     dec = vae.decoder
-    dec.fast_path = fast
     state = dec.start(_z(2))
-    dec.fast_path = True
     assert state.attention_mask.shape == (2, 3) and state.position == 0
     assert state.cache.get_seq_length() == 3
     with torch.no_grad():

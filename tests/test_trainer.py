@@ -13,7 +13,8 @@ from lmvae import LanguageVAE
 from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.errors import DataError
-from lmvae.trainer import evaluate, train
+from lmvae.evaluation import evaluate
+from lmvae.trainer import train
 
 # -- a real, short run ----------------------------------------------------------------------------
 

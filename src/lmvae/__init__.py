@@ -27,7 +27,7 @@ _EXPORTS = {
     "TrainConfig": "lmvae.config",
     "GenerationConfig": "lmvae.generation",
     "train": "lmvae.trainer",
-    "evaluate": "lmvae.trainer",
+    "evaluate": "lmvae.evaluation",
     "LmvaeError": "lmvae.errors",
 }
 
@@ -62,9 +62,10 @@ if TYPE_CHECKING:
         VAEConfig,
     )
     from lmvae.errors import LmvaeError
+    from lmvae.evaluation import evaluate
     from lmvae.generation import GenerationConfig
     from lmvae.model import LanguageVAE, VAEOutput
-    from lmvae.trainer import evaluate, train
+    from lmvae.trainer import train
 
 
 def __getattr__(name: str):

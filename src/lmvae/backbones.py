@@ -6,6 +6,7 @@ relative to the VAE's own folder, so that a moved directory tree still loads.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 from contextlib import contextmanager
@@ -31,10 +32,11 @@ from lmvae.errors import LoadError
 
 
 def resolve(ref: BackboneRef, base_dir: str | Path | None = None) -> str:
-    """Turn a reference into something ``from_pretrained`` accepts.
+    """Turn a reference into something ``from_pretrained`` accepts (see :func:`source_kwargs`
+    for a GGUF file).
 
-    Relative folders are tried against ``base_dir`` (the saved VAE's folder) first, then against
-    the working directory; anything else is taken as a hub id.
+    Relative folders (or ``.gguf`` files) are tried against ``base_dir`` (the saved VAE's
+    folder) first, then against the working directory; anything else is taken as a hub id.
     """
     name = os.path.expanduser(ref.name_or_path)
     if not name:
@@ -44,17 +46,37 @@ def resolve(ref: BackboneRef, base_dir: str | Path | None = None) -> str:
         candidates.append(os.path.join(base_dir, name))
     candidates.append(name)
     for cand in candidates:
-        if os.path.isdir(cand):
+        if os.path.isdir(cand) or (is_gguf(cand) and os.path.isfile(cand)):
             return os.path.abspath(cand)
+    if is_gguf(name):
+        raise LoadError(f"GGUF file {ref.name_or_path!r} does not exist")
     if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
         raise LoadError(f"backbone folder {ref.name_or_path!r} does not exist")
     return name
 
 
+def is_gguf(name: str | Path) -> bool:
+    """Whether a backbone name points at a GGUF file (llama.cpp's single-file format)."""
+    return str(name).lower().endswith(".gguf")
+
+
+def source_kwargs(source: str) -> tuple[str, dict]:
+    """``from_pretrained``'s first argument and extra keywords for a resolved source: a GGUF
+    file loads from its folder with ``gguf_file=`` (transformers dequantises it)."""
+    if not is_gguf(source):
+        return source, {}
+    if importlib.util.find_spec("gguf") is None:
+        raise LoadError(
+            f"loading the GGUF file {source!r} needs the gguf package: pip install gguf"
+        )
+    return os.path.dirname(source), {"gguf_file": os.path.basename(source)}
+
+
 def _load_config(source: str, ref: BackboneRef, role: str):
+    source, extra = source_kwargs(source)
     try:
         return AutoConfig.from_pretrained(
-            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code
+            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code, **extra
         )
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -62,9 +84,10 @@ def _load_config(source: str, ref: BackboneRef, role: str):
 
 
 def _load_tokenizer(source: str, ref: BackboneRef, role: str) -> PreTrainedTokenizerBase:
+    source, extra = source_kwargs(source)
     try:
         tok = AutoTokenizer.from_pretrained(
-            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code
+            source, revision=ref.revision, trust_remote_code=ref.trust_remote_code, **extra
         )
     except (OSError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -134,7 +157,9 @@ def load_encoder(
     model (T5), or a decoder-only LM whose hidden states are pooled."""
     source = resolve(ref, base_dir)
     config = _load_config(source, ref, "encoder")
-    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code}
+    tok = _load_tokenizer(source, ref, "encoder")
+    source, extra = source_kwargs(source)
+    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code, **extra}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
@@ -155,7 +180,6 @@ def load_encoder(
             f"cannot load encoder {ref.name_or_path!r}: {str(e).splitlines()[0]}"
         ) from None
     fuse_activations(model)
-    tok = _load_tokenizer(source, ref, "encoder")
     if tok.pad_token_id is None:
         # Decoder-only models used as encoders often lack a pad token; any id works because
         # padded positions are masked out of pooling and attention.
@@ -169,7 +193,9 @@ def load_decoder(
     """Load a frozen causal LM and its tokenizer."""
     source = resolve(ref, base_dir)
     _load_config(source, ref, "decoder")
-    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code}
+    tok = _load_tokenizer(source, ref, "decoder")
+    source, extra = source_kwargs(source)
+    kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code, **extra}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
@@ -184,7 +210,6 @@ def load_decoder(
             f"cannot load decoder {ref.name_or_path!r}: {str(e).splitlines()[0]}"
         ) from None
     fuse_activations(model)
-    tok = _load_tokenizer(source, ref, "decoder")
     if tok.eos_token_id is None:
         raise LoadError(
             f"decoder tokenizer of {ref.name_or_path!r} has no EOS token: the VAE needs one to "

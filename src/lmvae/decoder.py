@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
-from lmvae import fastpath
 from lmvae.cache import (
     causal_slot_mask,
     kv_shape,
@@ -43,7 +42,7 @@ class TokenLoss:
 class DecodingState:
     """What one decoding step needs besides the next input tokens."""
 
-    cache: DynamicCache | fastpath.SlotCache
+    cache: DynamicCache
     attention_mask: Tensor  # (B, slots + generated so far)
     embed_offset: Tensor | None  # (B, H) or None
     position: int  # position id of the next token
@@ -85,11 +84,6 @@ class LatentDecoder(nn.Module):
         # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        #: Run the frozen LM through :mod:`lmvae.fastpath` where it applies (on by default;
-        #: set False to always use the transformers forward).
-        self.fast_path = True
-        self._lean: dict[tuple, fastpath.LeanTrunk | None] = {}
-        self._lm_params: list[nn.Parameter] | None = None  # walking the modules costs ~0.5 ms
 
     # -- pieces of the LM -------------------------------------------------------------------
     @property
@@ -162,49 +156,6 @@ class LatentDecoder(nn.Module):
         config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
 
-    def lean_trunk(
-        self, dtype: torch.dtype | None = None, length: int | None = None
-    ) -> fastpath.LeanTrunk | None:
-        """The lean forward of the LM (:mod:`lmvae.fastpath`) in ``dtype`` (default: the
-        weights' current one) when it applies now: switched on, on CPU, every LM weight frozen,
-        a covered family, and a sliding window (if any) covering the slots plus ``length``
-        positions (default: the decoder's max length).  Built once per dtype."""
-        if not self.fast_path:
-            return None
-        weight = self.lm.get_input_embeddings().weight
-        if self._lm_params is None:
-            self._lm_params = list(self.lm.parameters())
-        if weight.device.type != "cpu" or any(p.requires_grad for p in self._lm_params):
-            return None
-        key = (dtype or weight.dtype, weight.device)
-        if key not in self._lean:
-            # Copies made under inference_mode could never enter a training pass later.
-            with torch.inference_mode(False), torch.no_grad():
-                positions = self.num_slots + self.config.max_length
-                self._lean[key] = fastpath.lean_trunk(self.lm, key[0], positions)
-        trunk = self._lean[key]
-        window = trunk.window if trunk is not None else None
-        if window is not None and length is not None and self.num_slots + length > window:
-            return None  # longer outputs than the window: transformers applies it
-        return trunk
-
-    def clear_lean_trunk(self) -> None:
-        """Forget the lean forward's weight copies (call after changing the LM's frozen weights
-        or its modules, e.g. adding adapters)."""
-        self._lean.clear()
-        self._lm_params = None
-
-    def __getstate__(self) -> dict:
-        # The lean forward's packed weights are opaque oneDNN tensors that cannot be copied or
-        # pickled; a copy rebuilds them on first use.
-        state = self.__dict__.copy()
-        state["_lean"], state["_lm_params"] = {}, None
-        return state
-
-    def _apply(self, fn, *args, **kwargs):
-        self.clear_lean_trunk()  # .to(), .half(), ...: the copies would be stale
-        return super()._apply(fn, *args, **kwargs)
-
     @property
     def num_slots(self) -> int:
         """Injected K/V slots per layer."""
@@ -252,18 +203,10 @@ class LatentDecoder(nn.Module):
     ) -> TokenLoss:
         """One teacher-forced pass; cross-entropy only where labels != IGNORE_INDEX."""
         target = labels != IGNORE_INDEX  # (B, T)
-        real = attention_mask.bool()
-        lean = self.lean_trunk()
-        if lean is not None and not bool((target & ~real).any()):
-            hidden = self._lean_hidden_states(lean, z, input_ids, attention_mask, label_ids)
-            hidden = hidden[target[real]]  # the real tokens, in order, that have a target
-        else:
-            lean = None
-            hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)[target]
+        hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)[target]
         rows = target.nonzero(as_tuple=True)[0]
         gold = labels[target]
-        head = lean.head if lean is not None else None
-        nll, hits = self._cross_entropy(hidden, gold, head)  # never the padded positions
+        nll, hits = self._cross_entropy(hidden, gold)  # never the padded positions
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
@@ -272,60 +215,21 @@ class LatentDecoder(nn.Module):
             num_correct=zeros.index_add(0, rows, hits.float()),
         )
 
-    def _lean_hidden_states(
-        self,
-        lean: fastpath.LeanTrunk,
-        z: Tensor,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        label_ids: Tensor | None,
-    ) -> Tensor:
-        """Last hidden states (N, H) of the N real tokens, through the lean forward."""
-        # The lean forward attends in fp32 (see fastpath.LeanTrunk.attention): the slots stay
-        # in the projection's fp32, with no cast of the 1 M-number K/V either way.
-        layers, offset = self.prefix_layers(z, torch.float32)
-        layout = fastpath.TokenLayout.from_mask(
-            attention_mask, self.num_slots, torch.float32, self.injector.causal_slots
-        )
-        offset = self._label_offset(offset, label_ids)
-        if offset is not None:
-            offset = offset[layout.rows] if offset.dim() == 2 else layout.to_flat(offset)
-        return lean.hidden_states(input_ids, layout, layers, offset)
-
-    def _cross_entropy(
-        self, hidden: Tensor, gold: Tensor, packed_head: fastpath.FrozenLinear | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,); the lean
-        forward's packed copy of the output layer computes it when given."""
+    def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
+        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
         head = self.lm.get_output_embeddings()
         frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
         if frozen:  # chunked, no (N, V) tensor kept for backward
             scale = (self._logit_scale or 1.0) / (self._logits_scaling or 1.0)
-            return token_cross_entropy(
-                hidden, head.weight, gold, head.bias, scale, self._softcap, linear=packed_head
-            )
+            return token_cross_entropy(hidden, head.weight, gold, head.bias, scale, self._softcap)
         logits = self.logits(hidden).float()
         return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
     # -- decoding -----------------------------------------------------------------------------
-    def start(
-        self,
-        z: Tensor,
-        label_ids: Tensor | None = None,
-        dtype: torch.dtype | None = None,
-        length: int | None = None,
-    ) -> DecodingState:
+    def start(self, z: Tensor, label_ids: Tensor | None = None) -> DecodingState:
         """A decoding state holding only the injected prefix; label_ids (B, L) give the label of
-        each output position (padding past L), for an annotation-conditioned decoder.  ``dtype``
-        asks the lean forward for that precision, ``length`` says how many tokens will be
-        decoded at most (see :meth:`lean_trunk`)."""
-        lean = self.lean_trunk(dtype, length)
-        if lean is not None:
-            layers, offset = self.prefix_layers(z, torch.float32)
-            capacity = self.num_slots + max(length or 0, self.config.max_length) + 1
-            cache = fastpath.SlotCache(lean, layers, capacity, self.injector.causal_slots)
-        else:
-            cache, offset = self.prefix(z)
+        each output position (padding past L), for an annotation-conditioned decoder."""
+        cache, offset = self.prefix(z)
         mask = torch.ones(z.shape[0], self.num_slots, dtype=torch.long, device=z.device)
         return DecodingState(cache, mask, offset, 0, label_ids)
 
@@ -349,15 +253,6 @@ class LatentDecoder(nn.Module):
             if column.shape[1] == 0:  # past the given labels: padding
                 column = torch.zeros_like(positions)
             offset = self._label_offset(offset, column)
-        if isinstance(state.cache, fastpath.SlotCache):
-            if offset is not None and offset.dim() == 3:
-                offset = offset[:, -1]
-            hidden = fastpath.lean_step(state.cache, input_ids[:, -1], state.position, offset)
-            state.position += 1
-            head = state.cache.trunk.head
-            if head is None:
-                return self.logits(hidden.to(self.lm.get_output_embeddings().weight.dtype))
-            return self._post_logits(head(hidden))
         mask = self._attention(state.attention_mask, positions)
         hidden = self._run(input_ids, mask, positions, state.cache, offset)
         state.position += 1

@@ -91,9 +91,8 @@ def generate(
 
 
 def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
-    """The context the decoder runs in: its weights as loaded, or held in bf16 (the lean
-    forward keeps bf16 copies of its own)."""
-    if config.bf16 and decoder.lean_trunk(torch.bfloat16, _max_new(decoder, config)) is None:
+    """The context the decoder runs in: its weights as loaded, or held in bf16."""
+    if config.bf16:
         return frozen_weights_in(decoder.lm, torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -101,15 +100,6 @@ def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
 def _max_new(decoder: LatentDecoder, config: GenerationConfig) -> int:
     """The longest output in tokens: the config's, or the decoder's max length."""
     return config.max_new_tokens or decoder.config.max_length
-
-
-def _start_options(config: GenerationConfig, label_ids: Tensor | None, length: int) -> dict:
-    options = {"length": length}
-    if label_ids is not None:
-        options["label_ids"] = label_ids
-    if config.bf16:
-        options["dtype"] = torch.bfloat16  # the lean forward's precision (lmvae.fastpath)
-    return options
 
 
 def _sync_every(device: torch.device) -> int:
@@ -128,7 +118,7 @@ def _generate(
     max_new = _max_new(decoder, config)
     if config.strategy == "beam" and config.num_beams > 1:
         return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
-    state = decoder.start(z, **_start_options(config, label_ids, max_new))
+    state = decoder.start(z, label_ids)
     batch = z.shape[0]
     tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=z.device)
@@ -179,7 +169,7 @@ def _beam_search(
     EOS at no cost, so their scores freeze while the others continue."""
     batch, k = z.shape[0], config.num_beams
     device = z.device
-    state = decoder.start(z.repeat_interleave(k, dim=0), **_start_options(config, None, max_new))
+    state = decoder.start(z.repeat_interleave(k, dim=0))
     if label_ids is not None:
         state.label_ids = label_ids.repeat_interleave(k, dim=0)
     tokens = torch.full((batch * k, 1), bos_id, dtype=torch.long, device=device)

@@ -27,3 +27,24 @@ def reconstruction_metrics(
         "exact_match": exact / len(references),
         "word_accuracy": hits / max(total, 1),
     }
+
+
+def loops(text: str) -> bool:
+    """Whether an output loops: a word repeated three times in a row, or a word 3-gram that
+    occurs twice."""
+    words = text.split()
+    if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    trigrams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    return len(set(trigrams)) < len(trigrams)
+
+
+def loop_rate(texts: Sequence[str]) -> float:
+    """Fraction of texts that loop (see :func:`loops`)."""
+    return sum(map(loops, texts)) / max(len(texts), 1)
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> float:
+    """Distinct word n-grams over all n-grams of the texts (Li et al., 2016)."""
+    grams = [tuple(w[i : i + n]) for t in texts for w in [t.split()] for i in range(len(w) - n + 1)]
+    return len(set(grams)) / max(len(grams), 1)

@@ -87,7 +87,6 @@ class LanguageVAE(nn.Module):
                 adapt(
                     backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
                 )
-            self.decoder.clear_lean_trunk()  # adapters may have added modules
         self.encoder_tokenizer = encoder_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         tok = decoder_tokenizer
@@ -355,6 +354,24 @@ class LanguageVAE(nn.Module):
         ``word_labels`` (names; one per word for a word-level decoder tokenizer) or as
         ``label_ids`` (N, L); positions past them, or all without them, get no label.
         """
+        rows = self.decode_ids(
+            z, generation, batch_size, generator, word_labels, label_ids, **kwargs
+        )
+        return [self.decoder_tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+
+    @torch.no_grad()
+    def decode_ids(
+        self,
+        z: Tensor,
+        generation: GenerationConfig | None = None,
+        batch_size: int = 64,
+        generator: torch.Generator | None = None,
+        word_labels: WordLabels | None = None,
+        label_ids: Tensor | None = None,
+        **kwargs: Any,
+    ) -> list[list[int]]:
+        """Token ids (without BOS and EOS) decoded from latents z (N, D); :meth:`decode`'s
+        options.  A row as long as the output limit ended without EOS."""
         generation = generation or GenerationConfig(**kwargs)
         if z.dim() != 2 or z.shape[1] != self.latent_size:
             raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
@@ -367,23 +384,23 @@ class LanguageVAE(nn.Module):
             label_ids = collate_labels(rows, max(1, *(len(r) for r in rows)))
         if self.decoder.label_embed is None:
             label_ids = None
-        texts = []
+        out: list[list[int]] = []
         with decoding_precision(self.decoder, generation):  # once, not per batch
             for i in range(0, z.shape[0], batch_size):
-                ids = generate(
-                    self.decoder,
-                    z[i : i + batch_size],
-                    self.bos_id,
-                    self.eos_id,
-                    generation,
-                    generator,
-                    None if label_ids is None else label_ids[i : i + batch_size].to(self.device),
+                out.extend(
+                    generate(
+                        self.decoder,
+                        z[i : i + batch_size],
+                        self.bos_id,
+                        self.eos_id,
+                        generation,
+                        generator,
+                        None
+                        if label_ids is None
+                        else label_ids[i : i + batch_size].to(self.device),
+                    )
                 )
-                texts.extend(
-                    self.decoder_tokenizer.decode(row, skip_special_tokens=True).strip()
-                    for row in ids
-                )
-        return texts
+        return out
 
     def reconstruct(
         self,

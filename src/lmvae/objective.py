@@ -65,7 +65,7 @@ class _TokenCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, gold, scale, cap, chunk, need_grad, linear):
+    def forward(ctx, hidden, weight, bias, gold, scale, cap, chunk, need_grad):
         nll = torch.empty(hidden.shape[0], device=hidden.device)
         hits = torch.empty(hidden.shape[0], device=hidden.device, dtype=torch.bool)
         grad = torch.empty_like(hidden) if need_grad else None
@@ -73,10 +73,7 @@ class _TokenCrossEntropy(torch.autograd.Function):
             rows = slice(start, start + chunk)
             target = gold[rows, None]
             n = target.shape[0]
-            if linear is not None:
-                logits = linear.forward(hidden[rows]).float()  # (n, V)
-            else:
-                logits = F.linear(_pad_rows(hidden[rows], weight), weight, bias)[:n].float()
+            logits = F.linear(_pad_rows(hidden[rows], weight), weight, bias)[:n].float()  # (n, V)
             if scale != 1.0:
                 logits = logits.mul_(scale)
             if cap:
@@ -96,10 +93,7 @@ class _TokenCrossEntropy(torch.autograd.Function):
                     dlogits.mul_(slope)
                 if scale != 1.0:
                     dlogits.mul_(scale)
-                if linear is not None:
-                    grad[rows] = linear.input_grad(dlogits.to(hidden.dtype))
-                else:
-                    grad[rows] = (_pad_rows(dlogits.to(weight.dtype), weight) @ weight)[:n]
+                grad[rows] = (_pad_rows(dlogits.to(weight.dtype), weight) @ weight)[:n]
         ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(hits)
         return nll, hits
@@ -108,7 +102,7 @@ class _TokenCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_nll, _grad_hits):
         (grad,) = ctx.saved_tensors
         grad_hidden = grad * grad_nll[:, None].to(grad.dtype)
-        return grad_hidden, None, None, None, None, None, None, None, None
+        return grad_hidden, None, None, None, None, None, None, None
 
 
 def token_cross_entropy(
@@ -119,16 +113,13 @@ def token_cross_entropy(
     scale: float = 1.0,
     cap: float | None = None,
     chunk_elements: int = CE_CHUNK_ELEMENTS,
-    linear=None,
 ) -> tuple[Tensor, Tensor]:
     """Per-token cross-entropy (N,) in fp32 and argmax hits (N,) of a frozen output layer.
 
     hidden (N, H) are the states of the target positions only, weight (V, H) and bias (V,) the
     output layer, gold (N,) the targets; logits are ``scale * (h W^T + b)``, soft-capped as
     ``cap * tanh(logits / cap)`` when ``cap`` is set.  Memory stays O(chunk x V) whatever N.
-    Differentiable in ``hidden`` only.  ``linear``, when given, computes the output layer in
-    place of weight / bias: ``forward(rows) -> logits`` and ``input_grad(dlogits) -> rows``
-    (:class:`lmvae.fastpath.FrozenLinear`, packed for the CPU).
+    Differentiable in ``hidden`` only.
     """
     if weight.requires_grad or (bias is not None and bias.requires_grad):
         raise ValueError("token_cross_entropy differentiates the hidden states only")
@@ -137,7 +128,7 @@ def token_cross_entropy(
     )
     need_grad = torch.is_grad_enabled() and hidden.requires_grad
     return _TokenCrossEntropy.apply(
-        hidden, weight, bias, gold, float(scale), cap or None, chunk, need_grad, linear
+        hidden, weight, bias, gold, float(scale), cap or None, chunk, need_grad
     )
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from lmvae.annotations import AnnotatedCorpus, as_corpus
+from lmvae.annotations import as_corpus
 from lmvae.checkpoint import (
     load_optimizer,
     load_trainable_weights,
@@ -37,11 +37,11 @@ from lmvae.conditioning import prepare_conditions
 from lmvae.config import TrainConfig
 from lmvae.data import collate_decoder, epoch_batches, tokenize_decoder
 from lmvae.errors import ConfigError, DataError
+from lmvae.evaluation import device_batch, evaluate
 from lmvae.features import FeatureCache
 from lmvae.memory import release_free_memory
-from lmvae.metrics import reconstruction_metrics
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
-from lmvae.objective import active_units, cyclical_beta, elbo_loss, lr_factor
+from lmvae.objective import cyclical_beta, elbo_loss, lr_factor
 from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 
 TRAINER_STATE = "trainer_state.json"
@@ -60,76 +60,6 @@ class TrainResult:
     best_dir: Path | None = None
     last_dir: Path | None = None
     seconds: float = 0.0
-
-
-def _device_batch(model: LanguageVAE, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.to(model.device, non_blocking=True) for k, v in batch.items()}
-
-
-@torch.no_grad()
-def evaluate(
-    model: LanguageVAE,
-    texts: Sequence[str] | AnnotatedCorpus,
-    batch_size: int = 64,
-    decode_sentences: int = 200,
-    features: Callable[[list[int]], Tensor] | None = None,
-    free_bits: float = 0.0,
-    beta: float = 1.0,
-) -> dict[str, float]:
-    """Held-out figures with z = posterior mean: reconstruction NLL and KL per sentence (beta 1,
-    no free bits, so epochs compare), token accuracy, active units, and greedy-decoding BLEU-4 /
-    exact match on the first ``decode_sentences`` texts.
-
-    ``features`` maps text indices to frozen encoder features (a trainer's cache), so that
-    repeated evaluations do not run the encoder again.  ``loss`` is the training objective at
-    ``beta`` with the ``free_bits`` floor on the held-out set's per-dimension KL.  An
-    :class:`AnnotatedCorpus` gives the conditions of a conditioned model (the decoder decodes
-    with the labels of the reference sentence).
-    """
-    corpus = model.annotate(as_corpus(texts))
-    texts, cond = corpus.texts, prepare_conditions(model, corpus)
-    was_training = model.training
-    model.eval()
-    nll = tokens = correct = 0.0
-    kl_dims = torch.zeros(model.latent_size, device=model.device)
-    mus = []
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        indices = list(range(i, i + len(chunk)))
-        if features is not None:
-            feats = features(indices)
-        else:
-            feats = model.features(**model.encoder_inputs(chunk, cond.labels_of(indices)))
-        batch = model.decoder_inputs(chunk)
-        batch.update(cond.batch(indices, batch["input_ids"].shape[1]))
-        out = model(**_device_batch(model, batch), features=feats, sample=False)
-        nll += float(out.tokens.nll.sum())
-        tokens += float(out.tokens.num_tokens.sum())
-        correct += float(out.tokens.num_correct.sum())
-        kl_dims += out.kl_per_dim.sum(0)
-        mus.append(out.mu)
-    n = len(texts)
-    kl_dims = kl_dims / n
-    kl = float(kl_dims.sum()) * n
-    metrics = {
-        "loss": nll / n + beta * float(kl_dims.clamp_min(free_bits).sum()),
-        "recon_nll": nll / n,
-        "kl": kl / n,
-        "neg_elbo": (nll + kl) / n,
-        "perplexity": math.exp(min(nll / max(tokens, 1.0), 50.0)),
-        "token_accuracy": correct / max(tokens, 1.0),
-        "active_units": float(active_units(torch.cat(mus))),
-    }
-    if decode_sentences > 0:
-        refs = list(texts[:decode_sentences])
-        labels = None
-        if cond.decoder_labels is not None:  # decode given the references' own labels
-            width = max(len(r) for r in cond.decoder_labels[: len(refs)]) + 1
-            labels = cond.batch(range(len(refs)), width)["label_ids"]
-        hyps = model.decode(torch.cat(mus)[: len(refs)], batch_size=batch_size, label_ids=labels)
-        metrics.update(reconstruction_metrics(hyps, refs))
-    model.train(was_training)
-    return metrics
 
 
 def save_checkpoint(
@@ -334,7 +264,7 @@ def train(
                     )
                     batch.update(train_cond.batch(indices, batch["input_ids"].shape[1]))
                     output = model(
-                        **_device_batch(model, batch), features=features, generator=sample_gen
+                        **device_batch(model, batch), features=features, generator=sample_gen
                     )
                     terms = elbo_loss(
                         output.tokens.nll,

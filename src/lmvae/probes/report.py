@@ -176,7 +176,7 @@ def run_probes(
     Returns JSON-ready results, keyed by probe, with ``meta`` and per-probe ``timings``.
     """
     from .. import __version__
-    from ..trainer import evaluate
+    from ..evaluation import evaluate
 
     chosen = _choose(probes, sts is not None)
     if isinstance(sts, str | Path):
