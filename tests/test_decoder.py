@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from support import DECODER_IDS
+from transformers import DynamicCache
 
 from lmvae.cache import position_ids, prefix_attention_mask
 from lmvae.decoder import IGNORE_INDEX
@@ -259,3 +260,34 @@ def test_token_loss_gradient_equals_full_logits_autograd(make_vae, name):
     (fused + plain).backward()
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(z_fused.grad, z_plain.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", DECODER_IDS)
+def test_kv_statistics_are_the_lms_own_keys_and_values(vaes, name):
+    vae = vaes(name)
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS)
+    mean, std = dec.kv_statistics(batch["input_ids"], batch["attention_mask"])
+    shape = dec.kv_shape
+    assert mean.shape == std.shape == (shape.num_layers, 2, shape.num_kv_heads, shape.head_dim)
+    # Layer 0's keys, straight from the LM's own cache, over real tokens past BOS.
+    cache = DynamicCache()  # no window: every token kept
+    dec.lm(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        use_cache=True,
+        **{dec._cache_arg: cache},
+    )
+    keys = cache.layers[0].keys.transpose(1, 2)  # (B, T, kv_heads, head_dim)
+    real = batch["attention_mask"].bool().clone()
+    real[:, 0] = False
+    torch.testing.assert_close(mean[0, 0], keys[real].mean(0), atol=1e-5, rtol=1e-4)
+
+
+def test_calibrated_slots_start_in_the_decoders_kv_distribution(make_vae):
+    vae = make_vae("bert", "llama-gqa", decoder_num_slots=3)
+    batch = vae.decoder_inputs(TEXTS)
+    mean, std = vae.decoder.kv_statistics(batch["input_ids"], batch["attention_mask"])
+    vae.decoder.calibrate_slots(batch["input_ids"], batch["attention_mask"])
+    kv, _ = vae.decoder.injector(torch.randn(4000, vae.latent_size))
+    torch.testing.assert_close(kv.mean((2, 4)), mean, atol=0.1, rtol=0.05)

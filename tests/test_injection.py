@@ -49,3 +49,19 @@ def test_embed_injection_starts_at_zero_but_trains():
     loss = (offset * torch.randn(3, 12)).sum()
     loss.backward()
     assert torch.count_nonzero(inj.embed.weight.grad) > 0
+
+
+def test_calibrate_gives_each_slot_number_the_target_mean_and_spread():
+    torch.manual_seed(0)
+    mean = torch.randn(3, 2, 2, 5) * 4
+    std = torch.rand(3, 2, 2, 5) + 0.5
+    for rank in (0, 6):
+        inj = LatentInjector(16, SHAPE, num_slots=4, rank=rank)
+        inj.calibrate(mean, std)
+        assert inj.calibrated
+        kv, _ = inj(torch.randn(20_000, 16))  # (layers, 2, B, kv_heads, slots, head_dim)
+        got_mean = kv.mean(2)  # (layers, 2, kv_heads, slots, head_dim)
+        got_std = kv.std(2)
+        for slot in range(4):
+            torch.testing.assert_close(got_mean[..., slot, :], mean, atol=0.05, rtol=0.02)
+            torch.testing.assert_close(got_std[..., slot, :], std, atol=0.03, rtol=0.03)

@@ -142,6 +142,7 @@ def load_trainable_weights(model: LanguageVAE, folder: str | Path) -> None:
         raise LoadError(f"{weights_file} is not a readable safetensors file: {e}") from None
     _check_weights(model, weights)
     model.load_state_dict(weights, strict=False)
+    model.decoder.injector.calibrated = True  # trained projections are never recalibrated
 
 
 def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:

@@ -86,6 +86,10 @@ class DecoderConfig:
     lora_targets: list[str] | None = None
     #: Number of top transformer layers of the decoder to fine-tune in full (0: none).
     unfreeze_top: int = 0
+    #: How the z -> K/V projection starts: "decoder_kv" calibrates it on the first training
+    #: batch so the slots start with the mean and spread of the decoder's own keys and values
+    #: of real tokens; "random" keeps PyTorch's default initialisation.
+    slot_init: Literal["decoder_kv", "random"] = "random"
 
 
 @dataclass
@@ -219,6 +223,10 @@ class VAEConfig:
         for name, n in (("encoder", self.encoder.max_length), ("decoder", self.decoder.max_length)):
             if n < 2:
                 raise ConfigError(f"{name} max_length must be >= 2, got {n}")
+        if self.decoder.slot_init not in ("decoder_kv", "random"):
+            raise ConfigError(
+                f"decoder slot_init must be decoder_kv or random, got {self.decoder.slot_init!r}"
+            )
         if self.decoder.injection not in INJECTIONS:
             raise ConfigError(
                 f"unknown decoder injection {self.decoder.injection!r}: use "

@@ -156,6 +156,34 @@ class LatentDecoder(nn.Module):
         config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
 
+    @torch.no_grad()
+    def kv_statistics(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation (layers, 2, kv_heads, head_dim) of the LM's own keys and
+        values over the real tokens of a batch (BOS, an attention sink, left out), read from
+        the cache its forward returns."""
+        cache = DynamicCache()  # full layers: no window drops a token
+        self.base(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        )
+        real = attention_mask.bool().clone()
+        real[:, 0] = False
+        means, stds = [], []
+        for layer in cache.layers[: self.kv_shape.num_layers]:
+            pair = []
+            for states in (layer.keys, layer.values):  # (B, kv_heads, T, head_dim)
+                pair.append(states.transpose(1, 2)[real[:, : states.shape[2]]].float())
+            means.append(torch.stack([p.mean(0) for p in pair]))
+            stds.append(torch.stack([p.std(0) for p in pair]))
+        return torch.stack(means), torch.stack(stds)
+
+    def calibrate_slots(self, input_ids: Tensor, attention_mask: Tensor) -> None:
+        """Start the slots in the distribution of the LM's own keys and values on a batch of
+        real text (see :meth:`LatentInjector.calibrate`)."""
+        self.injector.calibrate(*self.kv_statistics(input_ids, attention_mask))
+
     @property
     def num_slots(self) -> int:
         """Injected K/V slots per layer."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 
@@ -67,10 +68,39 @@ class LatentInjector(nn.Module):
         else:
             self.kv = nn.Linear(latent_size, out)
         self.embed = nn.Linear(latent_size, shape.hidden_size) if embed_injection else None
+        #: Whether :meth:`calibrate` ran or trained weights were loaded (a trainer calibrates
+        #: fresh projections only).
+        self.calibrated = False
         if self.embed is not None:
             # Zero-initialised: the offset starts with no effect on the frozen decoder.
             nn.init.zeros_(self.embed.weight)
             nn.init.zeros_(self.embed.bias)
+
+    @torch.no_grad()
+    def calibrate(self, mean: Tensor, std: Tensor) -> None:
+        """Start the slots in the decoder's own K/V distribution: for z ~ N(0, I), each slot
+        number gets the mean (bias) and standard deviation (weight row norm) that the decoder's
+        keys and values of real tokens have.  mean and std are (layers, 2, kv_heads, head_dim).
+
+        A frozen decoder's queries are tuned to its own keys, which share a large common
+        component (a norm of 10-16 in SmolLM2, per-number spread ~1); zero-mean random slots
+        sit far from it, so attention to them starts out arbitrary.
+        """
+        if self.mode == "memory":
+            raise ValueError("memory injection has one vector per layer for keys and values")
+        s = self.shape
+        last = self.kv[-1] if isinstance(self.kv, nn.Sequential) else self.kv
+        shape = (s.num_layers, 2, s.num_kv_heads, 1, s.head_dim)
+        target_mean = mean.reshape(shape).expand(-1, -1, -1, self.num_slots, -1).reshape(-1)
+        target_std = std.reshape(shape).expand(-1, -1, -1, self.num_slots, -1).reshape(-1)
+        weight = last.weight
+        if isinstance(self.kv, nn.Sequential):
+            rows = (weight @ self.kv[0].weight).norm(dim=1)  # the composite map's row norms
+        else:
+            rows = weight.norm(dim=1)
+        weight.mul_((target_std.to(weight) / rows.clamp_min(1e-12))[:, None])
+        last.bias.copy_(target_mean.to(last.bias))
+        self.calibrated = True
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
         """z (B, D) -> kv (layers, 2, B, kv_heads, slots, head_dim), embedding offset (B, H)."""

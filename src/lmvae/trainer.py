@@ -150,6 +150,14 @@ def train(
     empty = [train_texts[i] for i, r in enumerate(dec_rows) if not r]
     if empty:
         raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
+    injector = model.decoder.injector
+    calibrate = model.config.decoder.slot_init == "decoder_kv" and injector.mode != "memory"
+    if calibrate and not injector.calibrated and not resume:
+        # Data-dependent initialisation on the first sentences, in the decoder's own precision.
+        sample = collate_decoder(dec_rows[:64], model.bos_id, model.eos_id, model.pad_id)
+        model.decoder.calibrate_slots(
+            sample["input_ids"].to(model.device), sample["attention_mask"].to(model.device)
+        )
     cache = FeatureCache(config.feature_cache_mb * 2**20)
     eval_cache = FeatureCache(config.feature_cache_mb * 2**20)
 
