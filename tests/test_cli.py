@@ -140,6 +140,33 @@ def test_interpolate_json(run, capsys):
     assert [r["text"] for r in records] == vae.interpolate("a", "b", steps=4)
 
 
+def test_evaluate_writes_every_figure(run, capsys, tmp_path):
+    out = tmp_path / "figs" / "figures.json"
+    argv = ["evaluate", run["best"], "--data", str(run["data"]), "--max-sentences", "8"]
+    capsys.readouterr()
+    assert main([*argv, "--no-full", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    figures = json.loads(out.read_text())
+    assert {
+        "bleu", "exact_match", "loop_rate", "eos_rate", "decoder_nll", "recon_nll", "kl",
+        "neg_elbo", "active_units", "examples",
+    } <= set(figures)  # fmt: skip
+    assert "mutual_information" not in figures and "prior_distinct_2" not in figures
+    assert [e["reference"] for e in figures["examples"]] == CORPUS[:8]
+    assert figures["neg_elbo"] == pytest.approx(figures["recon_nll"] + figures["kl"])
+    for fragment in ("bleu", "eos rate", "decoder nll", "active units", str(out)):
+        assert fragment in captured.err
+    assert os.listdir(out.parent) == ["figures.json"]  # the temporary file was renamed
+
+    assert main([*argv, "--full", "--seed", "1"]) == 0  # no --out: the JSON goes to stdout
+    captured = capsys.readouterr()
+    full = json.loads(captured.out)
+    assert {"mutual_information", "prior_distinct_2", "iw_nll", "prior_examples"} <= set(full)
+    assert full["bleu"] == pytest.approx(figures["bleu"])
+    assert "mutual information" in captured.err
+
+
 # -- errors: one line, exit code 2, no traceback ---------------------------------------------------
 
 
@@ -162,6 +189,17 @@ def test_error_missing_data_file(run, backbones, tmp_path, capsys):
     assert not (tmp_path / "out" / "best").exists()
 
 
+def test_error_evaluate_options(run, tmp_path, capsys):
+    missing = tmp_path / "missing.txt"
+    code = main(["evaluate", run["best"], "--data", str(missing)])
+    _one_error_line(capsys, code, "does not exist", str(missing))
+    code = main(["evaluate", run["best"], "--data", str(run["data"]), "--max-sentences", "0"])
+    _one_error_line(capsys, code, "--max-sentences")
+    argv = ["evaluate", run["best"], "--data", str(run["data"]), "--max-sentences", "2"]
+    code = main([*argv, "--no-full", "--out", str(tmp_path)])  # a folder cannot be replaced
+    _one_error_line(capsys, code, "cannot write", str(tmp_path))
+
+
 def test_error_empty_corpus(run, backbones, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
@@ -170,7 +208,7 @@ def test_error_empty_corpus(run, backbones, tmp_path, capsys):
 
 
 def test_error_nonexistent_model_folder(run, tmp_path, capsys):
-    for command in ("reconstruct", "encode"):
+    for command in ("reconstruct", "encode", "evaluate"):
         code = main([command, str(tmp_path / "nope"), "--data", str(run["data"])])
         _one_error_line(capsys, code, "not an lmvae model folder")
     code = main(["generate", str(tmp_path / "nope"), "-n", "1"])

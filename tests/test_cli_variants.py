@@ -116,6 +116,14 @@ def test_error_reconstruct_plain_text_with_a_conditioned_encoder(run, capsys, tm
     )
 
 
+def test_error_evaluate_a_conditioned_model(run, capsys):
+    _one_error_line(
+        capsys,
+        main(["evaluate", run["best"], "--data", str(run["data"])]),
+        "conditioned on word labels ('roles')",
+    )
+
+
 def test_error_label_count_differs_from_word_count(run, backbones, capsys, tmp_path):
     data = tmp_path / "bad.jsonl"
     data.write_text(json.dumps({"text": "the cat sat", "labels": ["DET", "W"]}) + "\n")

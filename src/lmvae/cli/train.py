@@ -1,0 +1,258 @@
+"""``lmvae train``: build a VAE from two pretrained LMs and train it on a corpus, plain or
+annotated (word labels, a category per sentence for a mixture prior, or labels made by spaCy)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lmvae.cli.common import TextFieldOpt, ThreadsOpt, set_threads
+from lmvae.config import DecoderConfig, EncoderConfig, TrainConfig, VAEConfig
+from lmvae.errors import LmvaeError
+
+
+class Condition(str, Enum):
+    encoder = "encoder"
+    decoder = "decoder"
+    both = "both"
+
+
+class Prior(str, Enum):
+    gaussian = "gaussian"
+    mixture = "mixture"
+
+
+class Injection(str, Enum):
+    prefix = "prefix"
+    per_position = "per_position"
+    memory = "memory"
+
+
+def train(
+    encoder: Annotated[str, typer.Option(help="Encoder LM: hub id or local folder.")],
+    decoder: Annotated[str, typer.Option(help="Causal decoder LM: hub id or local folder.")],
+    out: Annotated[Path, typer.Option(help="Run folder: best/, last/ and history.jsonl go here.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Sentences: .txt (one per line), .jsonl, .json, .csv or .tsv."),
+    ] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Annotated sentences instead of --data: JSONL with one label per word, or a "
+            "CoNLL-style column file; the model is conditioned on the labels."
+        ),
+    ] = None,
+    label_field: Annotated[
+        str, typer.Option(help="JSONL field, or CoNLL column (index or name), of the labels.")
+    ] = "labels",
+    condition: Annotated[
+        Condition, typer.Option(help="Where the labels enter: encoder, decoder or both.")
+    ] = Condition.encoder,
+    spacy: Annotated[
+        str | None,
+        typer.Option(help="Annotate on the fly with spaCy instead: pos, tag, dep or ent."),
+    ] = None,
+    spacy_model: Annotated[str, typer.Option(help="spaCy pipeline for --spacy.")] = (
+        "en_core_web_sm"
+    ),
+    prior: Annotated[
+        Prior, typer.Option(help="gaussian, or mixture: one learned Gaussian per category.")
+    ] = Prior.gaussian,
+    prior_label: Annotated[
+        str | None,
+        typer.Option(
+            help="Sentence field (JSONL key, or '# key = value' in CoNLL) of the category."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
+    latent_size: Annotated[int, typer.Option()] = VAEConfig.latent_size,
+    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of AdamW.")] = TrainConfig.lr,
+    eval_data: Annotated[
+        Path | None, typer.Option(help="Held-out sentences (default: a split of --data).")
+    ] = None,
+    eval_fraction: Annotated[float, typer.Option()] = TrainConfig.eval_fraction,
+    encoder_layer: Annotated[
+        str, typer.Option(help="Hidden state to pool: index (0 = embeddings, -1 = last) or 'mix'.")
+    ] = str(EncoderConfig.layer),
+    pooling: Annotated[str, typer.Option(help="mean, cls or last.")] = EncoderConfig.pooling,
+    normalize: Annotated[bool, typer.Option(help="L2-normalise the pooled vector.")] = False,
+    num_slots: Annotated[
+        int, typer.Option(help="Injected K/V slots per decoder layer.")
+    ] = DecoderConfig.num_slots,
+    rank: Annotated[
+        int, typer.Option(help="Rank of the z -> K/V projection (0: full).")
+    ] = DecoderConfig.rank,
+    embed_injection: Annotated[
+        bool, typer.Option(help="Also add z to every input embedding.")
+    ] = False,
+    injection: Annotated[
+        Injection,
+        typer.Option(help="prefix (K/V slots), per_position (one slot per position), memory."),
+    ] = Injection.prefix,
+    lora_decoder: Annotated[bool, typer.Option(help="LoRA adapters on the decoder.")] = False,
+    lora_encoder: Annotated[bool, typer.Option(help="LoRA adapters on the encoder.")] = False,
+    lora_rank: Annotated[int, typer.Option(help="Rank of the LoRA adapters.")] = 8,
+    lora_alpha: Annotated[float, typer.Option(help="LoRA scale numerator.")] = 16.0,
+    unfreeze_top: Annotated[
+        int, typer.Option(help="Fine-tune the top K decoder layers in full.")
+    ] = 0,
+    unfreeze_encoder_top: Annotated[
+        int, typer.Option(help="Fine-tune the top K encoder layers in full.")
+    ] = 0,
+    backbone_lr: Annotated[
+        float, typer.Option(help="Learning rate of LoRA / unfrozen backbone weights.")
+    ] = TrainConfig.backbone_lr,
+    max_length: Annotated[
+        int, typer.Option(help="Max tokens per sentence.")
+    ] = DecoderConfig.max_length,
+    beta_max: Annotated[float, typer.Option()] = TrainConfig.beta_max,
+    beta_cycles: Annotated[int, typer.Option()] = TrainConfig.beta_cycles,
+    free_bits: Annotated[
+        float, typer.Option(help="KL floor per latent dimension (nats).")
+    ] = TrainConfig.free_bits,
+    reconstruction: Annotated[
+        str, typer.Option(help="sum or mean of token cross-entropy.")
+    ] = "sum",
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run from <out>/last.")
+    ] = False,
+    text_field: TextFieldOpt = "text",
+    trust_remote_code: Annotated[
+        bool, typer.Option(help="Allow code from the backbone repos to run.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Train a VAE from two pretrained LMs on a corpus."""
+    from lmvae.model import LanguageVAE
+    from lmvae.trainer import train as run_training
+
+    set_threads(threads)
+    if (data is None) == (annotations is None):
+        raise LmvaeError("give the sentences with either --data or --annotations")
+    layer: int | str = (
+        "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
+    )
+    train_cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        backbone_lr=backbone_lr,
+        eval_fraction=eval_fraction,
+        beta_max=beta_max,
+        beta_cycles=beta_cycles,
+        free_bits=free_bits,
+        reconstruction=reconstruction,  # type: ignore[arg-type]
+        gradient_accumulation_steps=grad_accum,
+        seed=seed,
+        progress=progress,
+    )
+    train_cfg.validate()
+    vae_cfg = VAEConfig.create(
+        encoder,
+        decoder,
+        latent_size,
+        trust_remote_code=trust_remote_code,
+        encoder_layer=layer,
+        encoder_pooling=pooling,
+        encoder_normalize=normalize,
+        encoder_max_length=max_length,
+        decoder_num_slots=num_slots,
+        decoder_rank=rank,
+        decoder_embed_injection=embed_injection,
+        decoder_injection=injection.value,
+        decoder_max_length=max_length,
+        encoder_lora_rank=lora_rank if lora_encoder else 0,
+        encoder_lora_alpha=lora_alpha,
+        encoder_unfreeze_top=unfreeze_encoder_top,
+        decoder_lora_rank=lora_rank if lora_decoder else 0,
+        decoder_lora_alpha=lora_alpha,
+        decoder_unfreeze_top=unfreeze_top,
+    )
+    source = annotations if annotations is not None else data
+    labels = label_field if annotations is not None else None
+    if prior is Prior.mixture and prior_label is None:
+        raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
+    category = prior_label if prior is Prior.mixture else None
+    corpus = _read_data(source, labels, category, text_field)
+    eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
+    corpus = _condition(vae_cfg, corpus, label_field, condition, spacy, spacy_model, category)
+    if eval_corpus is not None:
+        train_texts, eval_texts = corpus, eval_corpus
+    else:
+        train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
+    model = LanguageVAE.from_config(vae_cfg, seed=seed)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    log(
+        f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
+        f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
+    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
+    log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
+
+
+def _read_data(path: Path, label_field: str | None, category_field: str | None, text_field: str):
+    """Plain sentences, or an AnnotatedCorpus when labels or categories are asked for."""
+    from lmvae.annotations import read_annotations
+    from lmvae.data import read_corpus
+
+    if label_field is None and category_field is None:
+        return read_corpus(path, text_field)
+    return read_annotations(path, label_field, category_field, text_field)
+
+
+def _condition(cfg, corpus, label_field, condition, spacy, spacy_model, category):
+    """Fill the annotation and prior sections of a new model's config from its data; returns
+    the data, annotated by spaCy with --spacy."""
+    from lmvae.annotations import AnnotatedCorpus, as_corpus, spacy_annotate
+
+    ann = cfg.annotations
+    if spacy is not None:
+        if isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
+            raise LmvaeError("give labels with --annotations or --spacy, not both")
+        corpus = as_corpus(corpus)
+        ann.source, ann.spacy_model, ann.spacy_attribute = "spacy", spacy_model, spacy
+        corpus.labels = spacy_annotate(corpus.texts, spacy_model, spacy)
+        vocab = corpus.label_vocabulary()
+    elif isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
+        vocab, ann.field = corpus.label_vocabulary(), label_field
+    else:
+        vocab = []
+    if vocab:
+        ann.labels = vocab
+        ann.encoder = condition in (Condition.encoder, Condition.both)
+        ann.decoder = condition in (Condition.decoder, Condition.both)
+    if category is not None:
+        cfg.prior.kind, cfg.prior.field = "mixture", category
+        cfg.prior.categories = corpus.category_vocabulary()
+    cfg.validate()
+    return corpus
+
+
+def _split(corpus, eval_fraction: float, max_eval: int, seed: int):
+    from lmvae.annotations import AnnotatedCorpus
+    from lmvae.data import split_corpus
+
+    if not isinstance(corpus, AnnotatedCorpus):
+        return split_corpus(corpus, eval_fraction, max_eval, seed)
+    index = list(range(len(corpus)))
+    train_idx, eval_idx = split_corpus(index, eval_fraction, max_eval, seed)
+    return corpus.subset(train_idx), corpus.subset(eval_idx)
+
+
+def _int_option(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise LmvaeError(f"{name} must be an integer or 'mix', got {value!r}") from None

@@ -1,0 +1,88 @@
+"""lmvae.evaluation's pure parts and lmvae.metrics' text figures: known answers for the loop and
+diversity measures, the mutual-information estimator on collapsed and perfect posteriors, and the
+EOS-rate rule of decoding_figures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lmvae.evaluation import decoding_figures, mutual_information
+from lmvae.metrics import distinct_n, loop_rate, loops
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a a a b", True),  # a word three times in a row
+        ("the cat the cat the", True),  # the 3-gram "the cat the" twice
+        ("the cat sat", False),
+        ("a a b a a", False),  # a word twice in a row is not a loop
+        ("the cat sat on the mat", False),  # a word again, but no 3-gram again
+        ("", False),
+    ],
+)
+def test_loops_known_answers(text, expected):
+    assert loops(text) is expected
+
+
+def test_loop_rate():
+    assert loop_rate(["a a a b", "the cat sat", "the cat the cat the", "x"]) == 0.5
+    assert loop_rate([]) == 0.0
+
+
+def test_distinct_n_known_answers():
+    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # ab, ba, ab
+    assert distinct_n(["a b", "a b"], 2) == 0.5  # n-grams are counted over all texts
+    assert distinct_n(["a b c"], 1) == 1.0
+    assert distinct_n(["a", ""], 2) == 0.0  # no bigrams at all
+
+
+def test_mutual_information_of_a_collapsed_posterior_is_zero():
+    """Every x has the same posterior: z says nothing about x."""
+    n, d = 512, 2
+    mu, logvar = torch.full((n, d), 0.3), torch.full((n, d), -0.5)
+    mi = mutual_information(mu, logvar, torch.Generator().manual_seed(0))
+    assert mi == pytest.approx(0.0, abs=0.15)
+
+
+def test_mutual_information_of_separated_posteriors_is_log_n():
+    """Far-apart, narrow posteriors: z names its x, so I(x; z) reaches its bound log N."""
+    n, d = 256, 2
+    mu = torch.randn(n, d, generator=torch.Generator().manual_seed(1)) * 100
+    logvar = torch.full((n, d), math.log(1e-4))
+    mi = mutual_information(mu, logvar, torch.Generator().manual_seed(0))
+    assert mi == pytest.approx(math.log(n), abs=0.15)
+
+
+@pytest.fixture(scope="module")
+def vae(make_vae):
+    return make_vae("bert", "gpt2")
+
+
+def _ids(vae, text):
+    return vae.decoder_tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_decoding_figures_eos_rate_rule(vae):
+    short, long = "the cat sat", "a dog runs in the park"  # 3 and 6 tokens
+    refs, max_new = [short, long], 5  # only the short one fits with its EOS (3 + 1 <= 5)
+    assert len(_ids(vae, short)) == 3 and len(_ids(vae, long)) == 6
+
+    ended = decoding_figures(vae, [_ids(vae, short), _ids(vae, "a dog")], refs, max_new)
+    assert ended["eos_rate"] == 1.0  # the long reference's row is not counted
+    assert ended["exact_match"] == 0.5
+    assert ended["loop_rate"] == 0.0 and ended["reference_loop_rate"] == 0.0
+
+    # A row as long as max_new ran out of room: no EOS, whatever the long reference's row does.
+    cut = _ids(vae, "the cat the cat the")
+    assert len(cut) == max_new
+    full = decoding_figures(vae, [cut, _ids(vae, "a dog")], refs, max_new)
+    assert full["eos_rate"] == 0.0
+    assert full["loop_rate"] == 0.5 and full["exact_match"] == 0.0
+
+    # No reference fits: nothing to count, and the rate is 0, not a division by zero.
+    none = decoding_figures(vae, [_ids(vae, "a dog")], [long], max_new)
+    assert none["eos_rate"] == 0.0
