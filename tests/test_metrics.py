@@ -1,11 +1,12 @@
-"""lmvae.metrics: reconstruction BLEU, exact match and word accuracy."""
+"""lmvae.metrics: reconstruction BLEU, exact match, word accuracy and active units."""
 
 from __future__ import annotations
 
 import pytest
 import sacrebleu
+import torch
 
-from lmvae.metrics import reconstruction_metrics
+from lmvae.metrics import active_units, reconstruction_metrics
 
 
 def test_identical_texts_score_one():
@@ -30,3 +31,18 @@ def test_empty_and_mismatched_inputs():
     assert reconstruction_metrics([], []) == {"bleu": 0.0, "exact_match": 0.0, "word_accuracy": 0.0}
     with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
         reconstruction_metrics(["a", "b"], ["a"])
+
+
+def test_active_units_on_hand_made_mu():
+    mu = torch.tensor(
+        [
+            [0.0, 1.0, 5.0, 0.00],
+            [0.0, -1.0, 5.0, 0.05],
+            [0.0, 1.0, 5.0, 0.00],
+            [0.0, -1.0, 5.0, 0.05],
+        ]
+    )
+    # Variances (unbiased): 0, 4/3, 0, 0.000833 -> only dim 1 is above 0.01.
+    assert active_units(mu) == 1
+    assert active_units(mu, threshold=0.0005) == 2
+    assert active_units(mu[:1]) == 0  # one sample has no variance

@@ -11,7 +11,6 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
@@ -23,8 +22,8 @@ from lmvae.cache import (
     prefix_cache,
 )
 from lmvae.config import DecoderConfig
+from lmvae.head import HeadQuirks, head_cross_entropy, head_logits
 from lmvae.injection import LatentInjector
-from lmvae.objective import token_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -76,11 +75,7 @@ class LatentDecoder(nn.Module):
             # zero (no gradient), so "no label" in training is exactly decoding without labels.
             self.label_embed = nn.Embedding(num_labels + 2, self.kv_shape.hidden_size, 0)
             nn.init.zeros_(self.label_embed.weight)
-        text_config = lm.config.get_text_config(decoder=True)
-        # Heads that post-process logits beyond the output embedding; each quirk is tested.
-        self._softcap = getattr(text_config, "final_logit_softcapping", None)
-        self._logit_scale = getattr(text_config, "logit_scale", None)  # Cohere: multiply
-        self._logits_scaling = getattr(text_config, "logits_scaling", None)  # Granite: divide
+        self.head_quirks = HeadQuirks.from_config(lm.config)
         # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -93,17 +88,7 @@ class LatentDecoder(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Hidden states (..., H) -> vocabulary logits (..., V), as the LM's own head does."""
-        return self._post_logits(self.lm.get_output_embeddings()(hidden))
-
-    def _post_logits(self, logits: Tensor) -> Tensor:
-        """What a family's head does after the output embedding (scale, soft cap)."""
-        if self._logit_scale is not None:
-            logits = logits * self._logit_scale
-        if self._logits_scaling is not None:
-            logits = logits / self._logits_scaling
-        if self._softcap:
-            logits = torch.tanh(logits / self._softcap) * self._softcap
-        return logits
+        return head_logits(self.lm, self.head_quirks, hidden)
 
     def _run(
         self,
@@ -234,7 +219,8 @@ class LatentDecoder(nn.Module):
         hidden = self.hidden_states(z, input_ids, attention_mask, label_ids)[target]
         rows = target.nonzero(as_tuple=True)[0]
         gold = labels[target]
-        nll, hits = self._cross_entropy(hidden, gold)  # never the padded positions
+        # Never the padded positions.
+        nll, hits = head_cross_entropy(self.lm, self.head_quirks, hidden, gold)
         batch = labels.shape[0]
         zeros = torch.zeros(batch, device=labels.device)
         return TokenLoss(
@@ -242,16 +228,6 @@ class LatentDecoder(nn.Module):
             num_tokens=target.sum(1),
             num_correct=zeros.index_add(0, rows, hits.float()),
         )
-
-    def _cross_entropy(self, hidden: Tensor, gold: Tensor) -> tuple[Tensor, Tensor]:
-        """hidden (N, H), gold (N,) -> fp32 token NLL (N,) and argmax hits (N,)."""
-        head = self.lm.get_output_embeddings()
-        frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
-        if frozen:  # chunked, no (N, V) tensor kept for backward
-            scale = (self._logit_scale or 1.0) / (self._logits_scaling or 1.0)
-            return token_cross_entropy(hidden, head.weight, gold, head.bias, scale, self._softcap)
-        logits = self.logits(hidden).float()
-        return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 
     # -- decoding -----------------------------------------------------------------------------
     def start(self, z: Tensor, label_ids: Tensor | None = None) -> DecodingState:

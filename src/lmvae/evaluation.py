@@ -18,9 +18,9 @@ from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import prepare_conditions
 from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.decoder import IGNORE_INDEX
-from lmvae.metrics import distinct_n, loop_rate, reconstruction_metrics
+from lmvae.metrics import active_units, distinct_n, loop_rate, reconstruction_metrics
 from lmvae.model import LanguageVAE
-from lmvae.objective import active_units, reparameterize
+from lmvae.objective import reparameterize
 
 
 def device_batch(model: LanguageVAE, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -144,18 +144,6 @@ def _log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def mutual_information(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None):
-    """I(x; z) under the aggregate posterior, estimated over the given posteriors (N, D) as in
-    He et al. (2019), "Lagging inference networks": E[log q(z|x)] - E[log q(z)]."""
-    n, d = mu.shape
-    neg_entropy = (-0.5 * d * math.log(2 * math.pi) - 0.5 * (1 + logvar).sum(-1)).mean()
-    z = reparameterize(mu, logvar, generator)  # (N, D)
-    log_density = torch.stack([_log_normal(z[i], mu, logvar) for i in range(n)])  # (N, N)
-    log_qz = torch.logsumexp(log_density, dim=1) - math.log(n)
-    return float(neg_entropy - log_qz.mean())
-
-
-@torch.no_grad()
 def importance_weighted_nll(
     model: LanguageVAE,
     texts: Sequence[str],
@@ -209,9 +197,11 @@ def evaluate_model(
     ]
     if not full:
         return figures
+    from lmvae.probes.usage import mutual_information  # the probes' estimator, not a second
+
     generator = torch.Generator(device=model.device).manual_seed(seed)
     mu, logvar = model.posterior(texts)
-    figures["mutual_information"] = mutual_information(mu, logvar, generator)
+    figures["mutual_information"] = mutual_information(mu, logvar, seed)
     if model.config.prior.kind == "gaussian":
         figures["iw_nll"] = importance_weighted_nll(
             model, texts[:iw_sentences], iw_samples, generator=generator

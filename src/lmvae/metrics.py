@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import Tensor
+
 
 def reconstruction_metrics(
     hypotheses: Sequence[str], references: Sequence[str]
@@ -48,3 +50,11 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     """Distinct word n-grams over all n-grams of the texts (Li et al., 2016)."""
     grams = [tuple(w[i : i + n]) for t in texts for w in [t.split()] for i in range(len(w) - n + 1)]
     return len(set(grams)) / max(len(grams), 1)
+
+
+def active_units(mu: Tensor, threshold: float = 0.01) -> int:
+    """Dimensions whose posterior mean varies across inputs: Cov_x(E[z|x]) > threshold
+    (Burda et al., 2016).  mu is (N, D)."""
+    if mu.shape[0] < 2:
+        return 0
+    return int((mu.var(0, unbiased=True) > threshold).sum())

@@ -41,8 +41,9 @@ from lmvae.evaluation import device_batch, evaluate
 from lmvae.features import FeatureCache
 from lmvae.memory import release_free_memory
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
-from lmvae.objective import cyclical_beta, elbo_loss, lr_factor
+from lmvae.objective import cyclical_beta, elbo_loss
 from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
+from lmvae.schedule import lr_factor
 
 TRAINER_STATE = "trainer_state.json"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..objective import active_units
+from ..metrics import active_units
 
 __all__ = ["active_units", "latent_usage", "mutual_information"]
 
