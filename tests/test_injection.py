@@ -18,14 +18,14 @@ def test_output_layout_and_slots_are_distinct_projections():
     inj = LatentInjector(latent_size=4, shape=SHAPE, num_slots=6)
     z = torch.randn(7, 4)
     kv, offset = inj(z)
-    assert kv.shape == (3, 2, 7, 2, 6, 5)  # layers, k/v, batch, kv_heads, slots, head_dim
+    assert kv.shape == (7, 3, 2, 2, 6, 5)  # batch, layers, k/v, kv_heads, slots, head_dim
     assert offset is None
-    # Row b of the output depends only on z[b]: the permute kept the batch intact.
+    # Row b of the output depends only on z[b].
     kv_single, _ = inj(z[3:4])
-    torch.testing.assert_close(kv[:, :, 3:4], kv_single)
+    torch.testing.assert_close(kv[3:4], kv_single)
     # The flat projection is exactly reshaped (batch, layers, 2, heads, slots, dim).
     flat = inj.kv(z).view(7, 3, 2, 2, 6, 5)
-    torch.testing.assert_close(kv[1, 0, 2], flat[2, 1, 0])
+    torch.testing.assert_close(kv, flat)
 
 
 def test_rank_factorises_the_projection():
@@ -37,7 +37,7 @@ def test_rank_factorises_the_projection():
     assert n_full == 32 * out + out
     assert n_low == 32 * 4 + 4 * out + out
     kv, _ = low(torch.randn(2, 32))
-    assert kv.shape == (3, 2, 2, 2, 8, 5)
+    assert kv.shape == (2, 3, 2, 2, 8, 5)
 
 
 def test_embed_injection_starts_at_zero_but_trains():
@@ -59,9 +59,9 @@ def test_calibrate_gives_each_slot_number_the_target_mean_and_spread():
         inj = LatentInjector(16, SHAPE, num_slots=4, rank=rank)
         inj.calibrate(mean, std)
         assert inj.calibrated
-        kv, _ = inj(torch.randn(20_000, 16))  # (layers, 2, B, kv_heads, slots, head_dim)
-        got_mean = kv.mean(2)  # (layers, 2, kv_heads, slots, head_dim)
-        got_std = kv.std(2)
+        kv, _ = inj(torch.randn(20_000, 16))  # (B, layers, 2, kv_heads, slots, head_dim)
+        got_mean = kv.mean(0)  # (layers, 2, kv_heads, slots, head_dim)
+        got_std = kv.std(0)
         for slot in range(4):
             torch.testing.assert_close(got_mean[..., slot, :], mean, atol=0.05, rtol=0.02)
             torch.testing.assert_close(got_std[..., slot, :], std, atol=0.03, rtol=0.03)

@@ -119,12 +119,9 @@ class LatentDecoder(nn.Module):
     ) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
         """z (B, D) -> per layer the injected (keys, values) (B, kv_heads, slots, head_dim) in
         ``dtype`` (default: the LM's), and the embedding offset."""
-        kv, offset = self.injector(z)  # (layers, 2, B, kv_heads, slots, head_dim)
+        by_row, offset = self.injector(z)  # (B, layers, 2, kv_heads, slots, head_dim)
         dtype = dtype or self.lm.get_input_embeddings().weight.dtype
-        # The projection writes (B, layers, 2, ...); cast and split in that layout, so neither
-        # the cast nor the gradient (stacked back layer by layer) copies a permuted tensor.  The
-        # cast runs on the flat (B, numbers) matrix: on the 6-D view it is ~3x slower on CPU.
-        by_row = kv.permute(2, 0, 1, 3, 4, 5)
+        # The cast runs on the flat (B, numbers) matrix: on the 6-D view it is ~3x slower on CPU.
         if by_row.dtype != dtype:
             by_row = by_row.reshape(by_row.shape[0], -1).to(dtype).view(by_row.shape)
         # One unbind over (layer, key/value) pairs: its backward stacks the 2 x layers gradients

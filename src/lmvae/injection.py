@@ -103,7 +103,10 @@ class LatentInjector(nn.Module):
         self.calibrated = True
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """z (B, D) -> kv (layers, 2, B, kv_heads, slots, head_dim), embedding offset (B, H)."""
+        """z (B, D) -> kv (B, layers, 2, kv_heads, slots, head_dim), embedding offset (B, H).
+
+        Batch first, as the projection writes it: the decoder casts and splits it per layer in
+        this layout, so no permuted copy is made either way."""
         s = self.shape
         batch = z.shape[0]
         if self.mode == "memory":
@@ -111,6 +114,5 @@ class LatentInjector(nn.Module):
             kv = memory.expand(-1, -1, 2, -1, -1, -1)
         else:
             kv = self.kv(z).view(batch, s.num_layers, 2, s.num_kv_heads, self.num_slots, s.head_dim)
-        kv = kv.permute(1, 2, 0, 3, 4, 5)
         offset = self.embed(z) if self.embed is not None else None
         return kv, offset
