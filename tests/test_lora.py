@@ -16,7 +16,7 @@ from lmvae.adapters import transformer_layers
 from lmvae.errors import ConfigError
 from lmvae.model import BACKBONE_PREFIXES
 from lmvae.objective import elbo_loss
-from lmvae.trainer import _param_groups
+from lmvae.training.setup import param_groups
 
 pytest.importorskip("peft")
 
@@ -98,7 +98,7 @@ def test_encoder_adaptation_must_reach_the_pooled_layer(make_vae, enc):
 
 def test_trainer_recomputes_features_of_a_training_encoder_and_uses_backbone_lr(make_vae):
     vae = make_vae("bert", "gpt2", encoder_layer=-1, encoder_lora_rank=2, decoder_lora_rank=2)
-    groups = _param_groups(vae, TrainConfig(backbone_lr=3e-4))
+    groups = param_groups(vae, TrainConfig(backbone_lr=3e-4))
     assert len(groups) == 2 and groups[1]["lr"] == 3e-4
     assert sum(p.numel() for g in groups for p in g["params"]) == vae.num_parameters(True)
     cfg = TrainConfig(epochs=2, batch_size=8, progress=False, eval_decode_sentences=0)

@@ -9,7 +9,7 @@ from support import CORPUS
 from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.precision import cpu_bf16_decoder, frozen_weights_in
-from lmvae.trainer import train
+from lmvae.training import train
 
 
 def _tied_model():

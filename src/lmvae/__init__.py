@@ -26,7 +26,7 @@ _EXPORTS = {
     "read_annotations": "lmvae.annotations",
     "TrainConfig": "lmvae.config",
     "GenerationConfig": "lmvae.generation",
-    "train": "lmvae.trainer",
+    "train": "lmvae.training",
     "evaluate": "lmvae.evaluation",
     "LmvaeError": "lmvae.errors",
 }
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from lmvae.evaluation import evaluate
     from lmvae.generation import GenerationConfig
     from lmvae.model import LanguageVAE, VAEOutput
-    from lmvae.trainer import train
+    from lmvae.training import train
 
 
 def __getattr__(name: str):

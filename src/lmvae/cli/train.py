@@ -134,7 +134,7 @@ def train(
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
     from lmvae.model import LanguageVAE
-    from lmvae.trainer import train as run_training
+    from lmvae.training import train as run_training
 
     set_threads(threads)
     if (data is None) == (annotations is None):

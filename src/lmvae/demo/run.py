@@ -15,7 +15,7 @@ from lmvae.data import split_corpus
 from lmvae.demo.backbones import cached_demo_backbones, default_cache_dir
 from lmvae.demo.corpus import load_demo_corpus
 from lmvae.model import LanguageVAE
-from lmvae.trainer import train
+from lmvae.training import train
 
 #: VAE settings of the demo; measured in docs/benchmarks.md.
 DEMO_LATENT = 32

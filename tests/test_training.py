@@ -1,4 +1,4 @@
-"""lmvae.trainer: a short real run, atomic checkpoints and gradient clipping."""
+"""lmvae.training: a short real run, atomic checkpoints and gradient clipping."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.errors import DataError
 from lmvae.evaluation import evaluate
-from lmvae.trainer import train
+from lmvae.training import train
 
 # -- a real, short run ----------------------------------------------------------------------------
 

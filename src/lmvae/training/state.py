@@ -1,0 +1,151 @@
+"""What a run keeps between epochs and across a restart: checkpoints, history and resume state.
+
+``<out>/best`` and ``<out>/last`` are written atomically (staged beside the target, then
+renamed) and each loads with :meth:`LanguageVAE.from_pretrained`; ``last`` also holds the
+optimizer and the scheduler position, so an interrupted run resumes after its last finished
+epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from lmvae.checkpoint import (
+    load_optimizer,
+    load_trainable_weights,
+    replace_directory,
+    save_optimizer,
+)
+from lmvae.model import LanguageVAE
+
+TRAINER_STATE = "trainer_state.json"
+HISTORY = "history.jsonl"
+HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves behind besides its checkpoints."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dir: Path | None = None
+    last_dir: Path | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunState:
+    """The bookkeeping of a run: where it is and which epoch was best so far."""
+
+    step: int = 0
+    first_epoch: int = 1
+    best_score: float = math.inf
+    result: TrainResult = field(default_factory=TrainResult)
+
+    def score(self, metrics: dict[str, float] | None, best_metric: str, epoch: int) -> float:
+        """Lower is better: the held-out ``best_metric`` (negated where higher is better), or
+        without an eval split the latest epoch."""
+        if metrics is None:
+            return -epoch
+        value = metrics[best_metric]
+        return -value if best_metric in HIGHER_IS_BETTER else value
+
+    def is_best(self, score: float, epoch: int) -> bool:
+        if score < self.best_score:
+            self.best_score = score
+            self.result.best_epoch = epoch
+            return True
+        return False
+
+
+def save_checkpoint(
+    model: LanguageVAE,
+    target: Path,
+    state: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    """Write a loadable model folder plus trainer state (and optimizer state, for resuming),
+    atomically: staged beside the target, then renamed into place."""
+    staging = target.with_name(f".{target.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save_pretrained(staging)
+    if optimizer is not None:
+        save_optimizer(optimizer, staging)
+    (staging / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
+    replace_directory(staging, target)
+    return target
+
+
+def read_history(out: Path) -> list[dict[str, Any]]:
+    path = out / HISTORY
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def scheduler_state(scheduler: LambdaLR) -> dict[str, Any]:
+    """The JSON-able part of a LambdaLR state (its lambdas are rebuilt from the config)."""
+    return {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+
+
+def restore(
+    model: LanguageVAE, out: Path, optimizer: torch.optim.Optimizer, scheduler: LambdaLR
+) -> RunState | None:
+    """Load ``out/last`` (weights, optimizer, scheduler, bookkeeping) of an interrupted run;
+    None when there is nothing to resume.  History records past the checkpoint are dropped."""
+    if not (out / "last" / TRAINER_STATE).is_file():
+        return None
+    state = json.loads((out / "last" / TRAINER_STATE).read_text())
+    load_trainable_weights(model, out / "last")
+    load_optimizer(optimizer, out / "last")
+    # LambdaLR rebuilds its lambdas from the config; None keeps them as they are.
+    lambdas = [None] * len(optimizer.param_groups)
+    scheduler.load_state_dict({**state["scheduler"], "lr_lambdas": lambdas})
+    run = RunState(
+        step=state["step"],
+        first_epoch=state["epoch"] + 1,
+        best_score=state.get("best_score", math.inf),
+    )
+    run.result.best_epoch = state.get("best_epoch", 0)
+    run.result.history = [r for r in read_history(out) if r["epoch"] < run.first_epoch]
+    # Drop records of an epoch that finished but was not checkpointed.
+    (out / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in run.result.history))
+    return run
+
+
+def record_epoch(
+    model: LanguageVAE,
+    out: Path,
+    run: RunState,
+    record: dict[str, Any],
+    best: bool,
+    train_config: dict[str, Any],
+    scheduler: LambdaLR,
+    optimizer: torch.optim.Optimizer,
+    append: bool,
+) -> None:
+    """Append the epoch to history.jsonl and write ``best`` (when it is) and ``last``."""
+    state = {
+        "epoch": record["epoch"],
+        "step": run.step,
+        "best_score": run.best_score,
+        "best_epoch": run.result.best_epoch,
+        "scheduler": scheduler_state(scheduler),
+        "train_config": train_config,
+        "metrics": record,
+    }
+    with (out / HISTORY).open("a" if append else "w") as f:
+        f.write(json.dumps(record) + "\n")
+    if best:
+        run.result.best_dir = save_checkpoint(model, out / "best", state)
+    run.result.last_dir = save_checkpoint(model, out / "last", state, optimizer)
