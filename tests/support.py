@@ -107,6 +107,64 @@ EXTRA_DECODER_SPECS: dict[str, tuple[str, dict]] = {
     "falcon-mqa": ("falcon", {"multi_query": True, "new_decoder_architecture": False}),
 }
 
+#: Families proven through the one decoder path (tests/test_families.py): each trains, saves,
+#: reloads and decodes like the families above, with no line of src/ naming it.
+FAMILY_DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    "olmo2": ("olmo2", {"num_key_value_heads": 2}),  # q/k norms over all heads at once
+    "stablelm": ("stablelm", {"num_key_value_heads": 2}),  # rotary on a quarter of each head
+    "gpt-neox": ("gpt_neox", {}),  # fused QKV, parallel residual, partial rotary
+    "qwen2-moe": (
+        "qwen2_moe",
+        {
+            "num_key_value_heads": 2,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 64,
+        },
+    ),
+    "mixtral": (  # routed experts only
+        "mixtral",
+        {"num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2},
+    ),
+    "gpt-bigcode-mqa": ("gpt_bigcode", {"multi_query": True}),  # one K/V head for all queries
+}
+FAMILY_IDS = list(FAMILY_DECODER_SPECS)
+
+#: Attention whose cache is not one key and one value per head: refused at load.
+UNSUPPORTED_DECODER_SPECS: dict[str, tuple[str, dict]] = {
+    # Multi-head latent attention: caches a compressed latent and a shared rotary key, and its
+    # key heads (16 + 8) are wider than its value heads (16).
+    "deepseek-v3-mla": (
+        "deepseek_v3",
+        {
+            "num_key_value_heads": HEADS,
+            "q_lora_rank": None,
+            "kv_lora_rank": 16,
+            "qk_nope_head_dim": 16,
+            "qk_rope_head_dim": 8,
+            "v_head_dim": 16,
+            "n_routed_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "first_k_dense_replace": 1,
+            "n_group": 1,
+            "topk_group": 1,
+        },
+    ),
+    # A state-space layer (no keys and values in its cache) before an attention layer.
+    "jamba-hybrid": (
+        "jamba",
+        {
+            "num_key_value_heads": 2,
+            "attn_layer_period": 2,
+            "attn_layer_offset": 1,
+            "expert_layer_period": 2,
+            "num_experts": 2,
+        },
+    ),
+}
+
 #: Encoder architectures; "gpt2-enc" and "llama-enc" reuse decoder-only LMs as encoders.
 ENCODER_IDS = ["bert", "t5", "mpnet", "bart", "gpt2-enc", "llama-enc"]
 
@@ -168,7 +226,12 @@ def make_encoder_tokenizer(texts=CORPUS):
 def _decoder_model(name: str, vocab: int, eos: int):
     import transformers
 
-    model_type, extra = {**DECODER_SPECS, **EXTRA_DECODER_SPECS}[name]
+    model_type, extra = {
+        **DECODER_SPECS,
+        **EXTRA_DECODER_SPECS,
+        **FAMILY_DECODER_SPECS,
+        **UNSUPPORTED_DECODER_SPECS,
+    }[name]
     ids = {"bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos, "vocab_size": vocab}
     # A wider init than the default 0.02 makes the random LMs' distributions peaked, so decoding
     # strategies and z actually change what comes out.

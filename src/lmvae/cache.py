@@ -11,12 +11,20 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
+try:  # transformers >= 4.56: a cache is a list of typed layers
+    from transformers.cache_utils import DynamicLayer
+except ImportError:
+    DynamicLayer = None
+
 from lmvae.errors import ConfigError
 from lmvae.injection import KVShape
 
 
 def kv_shape(config) -> KVShape:
-    """Read a decoder's K/V geometry from its config (GQA and explicit head_dim aware)."""
+    """Read a decoder's K/V geometry from its config (GQA and explicit head_dim aware).
+
+    Raises ConfigError for attention whose cache is not one key and one value per head of one
+    width in every layer: the slots could not be written into it."""
     config = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     try:
         hidden = int(config.hidden_size)
@@ -26,7 +34,7 @@ def kv_shape(config) -> KVShape:
         raise ConfigError(
             f"cannot read the decoder's attention geometry from its config: {e}"
         ) from None
-    kv_heads = getattr(config, "num_key_value_heads", None)
+    kv_heads = _field(config, "num_key_value_heads")
     if kv_heads is None and getattr(config, "model_type", "") == "falcon":
         # Falcon: grouped heads in the new architecture, one shared head with multi_query.
         if getattr(config, "new_decoder_architecture", False):
@@ -34,8 +42,89 @@ def kv_shape(config) -> KVShape:
         elif getattr(config, "multi_query", False):
             kv_heads = 1
     kv_heads = kv_heads or heads
-    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    head_dim = _field(config, "head_dim") or hidden // heads
+    # Multi-head latent attention caches one compressed latent and one shared rotary key per
+    # token; the heads' keys and values only exist inside the attention.
+    latent = _field(config, "kv_lora_rank")
+    if latent:
+        raise ConfigError(
+            f"the decoder caches a compressed K/V latent (kv_lora_rank={latent}: multi-head "
+            "latent attention), not per-head keys and values, so slots cannot be injected"
+        )
+    value_dim = _field(config, "v_head_dim")
+    if value_dim and int(value_dim) != int(head_dim):
+        raise ConfigError(
+            f"the decoder's value heads are {value_dim} wide and its key heads {head_dim}: "
+            "slot injection needs keys and values of one width"
+        )
+    _check_cache_layers(config)
     return KVShape(layers, int(kv_heads), int(head_dim), hidden)
+
+
+def _field(config, name: str):
+    """A config field or None; a field that differs per layer (transformers refuses to give
+    one value for it) is a ConfigError, as one K/V geometry must hold in every layer."""
+    try:
+        return getattr(config, name, None)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(
+            f"the decoder's config sets {name} per layer ({type(e).__name__}): slot injection "
+            "needs one K/V geometry in every layer"
+        ) from None
+
+
+def _check_cache_layers(config) -> None:
+    """ConfigError if transformers builds, for some layer, a cache that holds no keys and
+    values: a state-space or linear-attention layer, or one reading another layer's K/V."""
+    if DynamicLayer is None or not hasattr(config, "get_text_config"):
+        return
+    try:
+        layers = DynamicCache(config=config).layers
+    except (TypeError, KeyError):
+        # 4.x takes no config (and has no such layers); a layer type unknown here registers its
+        # class when its modeling module is imported, which loading the LM does.
+        return
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, DynamicLayer):
+            raise ConfigError(
+                f"layer {index} of the decoder caches no keys and values "
+                f"({type(layer).__name__}): slot injection needs attention with a K/V cache "
+                "in every layer"
+            )
+
+
+@torch.no_grad()
+def check_cache(lm, shape: KVShape) -> None:
+    """Raise ConfigError unless the LM's own cache after a one-token forward holds, in each of
+    its layers, keys and values (1, kv_heads, 1, head_dim) as ``shape`` predicts.
+
+    The probe catches what no config field names: layers that cache a recurrent state instead
+    of keys and values (state-space and linear-attention hybrids), or a layout of its own."""
+    device = lm.get_input_embeddings().weight.device
+    out = lm(input_ids=torch.zeros(1, 1, dtype=torch.long, device=device), use_cache=True)
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    if layers is None or len(layers) < shape.num_layers:
+        raise ConfigError(
+            f"the decoder returns no per-layer key/value cache ({type(cache).__name__}): slot "
+            "injection needs attention with a K/V cache in every layer"
+        )
+    expected = (1, shape.num_kv_heads, 1, shape.head_dim)
+    for index, layer in enumerate(layers[: shape.num_layers]):
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if not (isinstance(keys, Tensor) and isinstance(values, Tensor)):
+            raise ConfigError(
+                f"layer {index} of the decoder caches no keys and values "
+                f"({type(layer).__name__}: a recurrent or linear-attention layer): slot "
+                "injection needs attention with a K/V cache in every layer"
+            )
+        if tuple(keys.shape) != expected or tuple(values.shape) != expected:
+            raise ConfigError(
+                f"layer {index} of the decoder caches keys {tuple(keys.shape)} and values "
+                f"{tuple(values.shape)} per token, not {expected} as its config describes "
+                f"({shape.num_kv_heads} heads of width {shape.head_dim}): slot injection "
+                "needs plain per-head keys and values"
+            )
 
 
 def prefix_cache(kv: Tensor | Sequence[tuple[Tensor, Tensor]], config) -> DynamicCache:
