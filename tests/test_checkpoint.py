@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,8 +62,57 @@ def test_override_backbones_when_they_moved(saved, backbones, tmp_path):
 
 
 def test_swapped_decoder_of_another_geometry_is_named(saved, backbones):
+    other = str(backbones.decoder("qwen2"))
+    with pytest.raises(LoadError, match="decoder backbone .* changed since this VAE was saved"):
+        LanguageVAE.from_pretrained(saved[0], decoder=other)
     with pytest.raises(LoadError, match=r"decoder\.injector\.kv\.weight: saved shape"):
-        LanguageVAE.from_pretrained(saved[0], decoder=str(backbones.decoder("qwen2")))
+        LanguageVAE.from_pretrained(saved[0], decoder=other, check_backbones=False)
+
+
+def test_changed_backbone_weights_are_named_at_load(make_vae, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    vae = make_vae("bert", "gpt2")
+    enc_src = Path(vae.config.encoder.backbone.name_or_path)
+    dec_src = Path(vae.config.decoder.backbone.name_or_path)
+    shutil.copytree(enc_src, tmp_path / "enc")
+    shutil.copytree(dec_src, tmp_path / "dec")
+    vae = LanguageVAE.from_backbones(str(tmp_path / "enc"), str(tmp_path / "dec"), 8)
+    vae.save_pretrained(tmp_path / "vae")
+    config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    assert config["format_version"] == 2
+    assert len(config["decoder"]["backbone"]["fingerprint"]) == 16
+    LanguageVAE.from_pretrained(tmp_path / "vae")  # unchanged: loads
+    weights_file = next((tmp_path / "dec").glob("*.safetensors"))
+    weights = load_file(weights_file)
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1.0  # the decoder was retrained in place
+    save_file(weights, weights_file)
+    with pytest.raises(LoadError, match="decoder backbone .* changed"):
+        LanguageVAE.from_pretrained(tmp_path / "vae")
+    LanguageVAE.from_pretrained(tmp_path / "vae", check_backbones=False)
+
+
+def test_model_card_is_written(saved):
+    card = (Path(saved[0]) / "README.md").read_text()
+    assert "library_name: lmvae" in card and "from_pretrained" in card
+
+
+def test_format_1_configs_migrate_and_newer_formats_are_refused(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["format_version"] = 1
+    del config["decoder"]["slot_init"]
+    for side in ("encoder", "decoder"):
+        del config[side]["backbone"]["fingerprint"]
+    (folder / "config.json").write_text(json.dumps(config))
+    loaded = LanguageVAE.from_pretrained(folder)
+    assert loaded.config.decoder.slot_init == "random"  # what format-1 models trained with
+    torch.testing.assert_close(loaded.encode(TEXTS), saved[1], atol=0, rtol=0)
+    config["format_version"] = 99
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LoadError, match="newer lmvae .* upgrade"):
+        LanguageVAE.from_pretrained(folder)
 
 
 def test_config_that_no_longer_fits_the_weights(saved, tmp_path):
@@ -107,7 +157,7 @@ def test_save_overwrites_in_place_and_leaves_no_temporary_files(make_vae, tmp_pa
     vae.save_pretrained(tmp_path / "m")
     _shift_trainable(vae)
     vae.save_pretrained(tmp_path / "m")
-    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path / "m")) == ["README.md", "config.json", "model.safetensors"]
     loaded = LanguageVAE.from_pretrained(tmp_path / "m")
     for k, v in vae.trainable_state_dict().items():
         assert torch.equal(loaded.trainable_state_dict()[k], v), k
@@ -128,7 +178,7 @@ def test_failed_save_keeps_the_previous_weights(make_vae, tmp_path, monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         vae.save_pretrained(tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
-    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path / "m")) == ["README.md", "config.json", "model.safetensors"]
 
 
 def test_replace_directory(tmp_path):

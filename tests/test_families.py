@@ -19,7 +19,7 @@ from support import CORPUS, FAMILY_DECODER_SPECS, FAMILY_IDS, HEADS, HIDDEN, LAY
 
 from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.backbones import load_decoder
-from lmvae.cache import check_cache, kv_shape, position_ids, prefix_attention_mask
+from lmvae.cache import cache_kv_shape, kv_shape, position_ids, prefix_attention_mask
 from lmvae.config import BackboneRef
 from lmvae.errors import ConfigError
 from lmvae.injection import KVShape
@@ -65,7 +65,7 @@ def test_the_lms_own_cache_has_the_geometry_read_from_its_config(vaes, name):
     extra = FAMILY_DECODER_SPECS[name][1]
     kv_heads = 1 if extra.get("multi_query") else extra.get("num_key_value_heads", HEADS)
     assert dec.kv_shape == KVShape(LAYERS, kv_heads, HIDDEN // HEADS, HIDDEN)
-    check_cache(dec.lm, dec.kv_shape)  # the one-token probe agrees
+    assert kv_shape(dec.lm.config) == dec.kv_shape  # the config and the one-token probe agree
 
 
 @pytest.mark.parametrize("name", FAMILY_IDS)
@@ -158,12 +158,15 @@ def test_a_state_space_hybrid_is_refused_at_load(backbones):
     assert message.startswith("layer 0 of the decoder caches no keys and values")
 
 
-def test_the_probe_finds_a_cache_layout_the_geometry_does_not_describe(backbones):
+def test_the_probe_finds_a_cache_layout_the_geometry_does_not_describe(backbones, monkeypatch):
     lm, _ = load_decoder(BackboneRef(str(backbones.decoder("deepseek-v3-mla"))))
     # What per-head keys of width qk_nope + qk_rope = 24 would look like; the cache holds the
     # compressed latent (16) as "keys" and the shared rotary key (8) as "values".
+    # Past the config check (as a family naming its latent otherwise would be), the cache probe
+    # must refuse it.
+    monkeypatch.setattr("lmvae.cache.kv_shape", lambda config: KVShape(LAYERS, HEADS, 24, HIDDEN))
     with pytest.raises(ConfigError, match=r"keys \(1, 1, 1, 16\) and values \(1, 1, 1, 8\)"):
-        check_cache(lm, KVShape(LAYERS, HEADS, 24, HIDDEN))
+        cache_kv_shape(lm)
 
 
 def test_keys_and_values_of_different_widths_are_refused():

@@ -112,7 +112,7 @@ def test_save_and_load_round_trip(make_vae, tmp_path, enc, dec):
     vae = make_vae(enc, dec, encoder_layer="mix", decoder_rank=4).eval()
     _perturb(vae)
     out = vae.save_pretrained(tmp_path / "model")
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
     saved = load_file(out / "model.safetensors")  # safetensors only: no pickle anywhere
     assert set(saved) == set(vae.trainable_state_dict())
     loaded = LanguageVAE.from_pretrained(out)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from support import CORPUS
 
+import lmvae.training.state as training_state
 from lmvae import LanguageVAE
 from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
@@ -108,16 +109,16 @@ def test_train_without_sentences_is_a_data_error(make_vae):
 def test_interrupted_save_keeps_the_previous_checkpoint(make_vae, tmp_path, monkeypatch):
     vae = make_vae("bert", "gpt2", decoder_max_length=8)
     calls = {"n": 0}
-    original = LanguageVAE.save_pretrained
+    original = training_state.save_pretrained
 
-    def flaky(self, directory, bundle_backbones=False):
+    def flaky(model, directory, **kwargs):
         calls["n"] += 1
         if calls["n"] >= 3:  # epoch 1 wrote best/ and last/; epoch 2's saves fail midway
-            original(self, directory)
+            original(model, directory, **kwargs)
             raise OSError("disk full")
-        return original(self, directory, bundle_backbones)
+        return original(model, directory, **kwargs)
 
-    monkeypatch.setattr(LanguageVAE, "save_pretrained", flaky)
+    monkeypatch.setattr(training_state, "save_pretrained", flaky)
     config = _config(eval_decode_sentences=0)
     with pytest.raises(OSError, match="disk full"):
         train(vae, CORPUS[:16], CORPUS[16:20], config, tmp_path)
@@ -178,16 +179,16 @@ def test_tiny_max_grad_norm_bounds_the_first_update(make_vae):
 
 
 def _interrupt_after_epoch_one(monkeypatch):
-    original = LanguageVAE.save_pretrained
+    original = training_state.save_pretrained
     calls = {"n": 0}
 
-    def flaky(self, directory, bundle_backbones=False):
+    def flaky(model, directory, **kwargs):
         calls["n"] += 1
         if calls["n"] >= 3:
             raise KeyboardInterrupt
-        return original(self, directory, bundle_backbones)
+        return original(model, directory, **kwargs)
 
-    monkeypatch.setattr(LanguageVAE, "save_pretrained", flaky)
+    monkeypatch.setattr(training_state, "save_pretrained", flaky)
 
 
 def test_resumed_run_repeats_the_uninterrupted_one(make_vae, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ relative to the VAE's own folder, so that a moved directory tree still loads.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import os
@@ -70,6 +71,33 @@ def source_kwargs(source: str) -> tuple[str, dict]:
             f"loading the GGUF file {source!r} needs the gguf package: pip install gguf"
         )
     return os.path.dirname(source), {"gguf_file": os.path.basename(source)}
+
+
+#: Files whose bytes are a backbone's weights.
+_WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".bin", ".pt", ".pth", ".msgpack", ".h5")
+_SAMPLES, _SAMPLE_BYTES = 16, 1 << 16
+
+
+def fingerprint(source: str | Path) -> str | None:
+    """A short fingerprint of a local backbone's weights (a folder or a GGUF file); None for a
+    hub id.  SHA-256 over each weight file's name, size and 16 spread 64 KiB samples: cheap on a
+    7B model, and any retraining or swap of the weights changes it."""
+    path = Path(source)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    else:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.name}:{size}".encode())
+        with open(file, "rb") as f:
+            for i in range(_SAMPLES):
+                f.seek(max(0, size - _SAMPLE_BYTES) * i // max(1, _SAMPLES - 1))
+                digest.update(f.read(_SAMPLE_BYTES))
+    return digest.hexdigest()[:16]
 
 
 def _load_config(source: str, ref: BackboneRef, role: str):

@@ -34,14 +34,9 @@ def kv_shape(config) -> KVShape:
         raise ConfigError(
             f"cannot read the decoder's attention geometry from its config: {e}"
         ) from None
-    kv_heads = _field(config, "num_key_value_heads")
-    if kv_heads is None and getattr(config, "model_type", "") == "falcon":
-        # Falcon: grouped heads in the new architecture, one shared head with multi_query.
-        if getattr(config, "new_decoder_architecture", False):
-            kv_heads = config.num_kv_heads
-        elif getattr(config, "multi_query", False):
-            kv_heads = 1
-    kv_heads = kv_heads or heads
+    # Families that name their K/V head count otherwise are read from their cache instead
+    # (cache_kv_shape); the config's figure is the plain multi-head default.
+    kv_heads = _field(config, "num_key_value_heads") or heads
     head_dim = _field(config, "head_dim") or hidden // heads
     # Multi-head latent attention caches one compressed latent and one shared rotary key per
     # token; the heads' keys and values only exist inside the attention.
@@ -94,23 +89,27 @@ def _check_cache_layers(config) -> None:
 
 
 @torch.no_grad()
-def check_cache(lm, shape: KVShape) -> None:
-    """Raise ConfigError unless the LM's own cache after a one-token forward holds, in each of
-    its layers, keys and values (1, kv_heads, 1, head_dim) as ``shape`` predicts.
+def cache_kv_shape(lm) -> KVShape:
+    """The K/V geometry of a causal LM as its own cache holds it after a one-token forward:
+    the one reader of it, so that a family naming its head count or width in fields of its
+    own still gets slots of the right shape.  The config is checked first (:func:`kv_shape`:
+    latent attention, per-layer geometry, cache layers without K/V are refused by name).
 
-    The probe catches what no config field names: layers that cache a recurrent state instead
-    of keys and values (state-space and linear-attention hybrids), or a layout of its own."""
+    Raises ConfigError unless every layer caches keys and values (1, kv_heads, 1, head_dim) of
+    one shape: layers that cache a recurrent state (state-space and linear-attention hybrids)
+    or a layout of their own cannot take slots."""
+    config_shape = kv_shape(lm.config)
     device = lm.get_input_embeddings().weight.device
     out = lm(input_ids=torch.zeros(1, 1, dtype=torch.long, device=device), use_cache=True)
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     layers = getattr(cache, "layers", None)
-    if layers is None or len(layers) < shape.num_layers:
+    if layers is None or len(layers) < config_shape.num_layers:
         raise ConfigError(
             f"the decoder returns no per-layer key/value cache ({type(cache).__name__}): slot "
             "injection needs attention with a K/V cache in every layer"
         )
-    expected = (1, shape.num_kv_heads, 1, shape.head_dim)
-    for index, layer in enumerate(layers[: shape.num_layers]):
+    shapes = set()
+    for index, layer in enumerate(layers[: config_shape.num_layers]):
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         if not (isinstance(keys, Tensor) and isinstance(values, Tensor)):
             raise ConfigError(
@@ -118,13 +117,20 @@ def check_cache(lm, shape: KVShape) -> None:
                 f"({type(layer).__name__}: a recurrent or linear-attention layer): slot "
                 "injection needs attention with a K/V cache in every layer"
             )
-        if tuple(keys.shape) != expected or tuple(values.shape) != expected:
+        if keys.dim() != 4 or keys.shape != values.shape or keys.shape[2] != 1:
             raise ConfigError(
                 f"layer {index} of the decoder caches keys {tuple(keys.shape)} and values "
-                f"{tuple(values.shape)} per token, not {expected} as its config describes "
-                f"({shape.num_kv_heads} heads of width {shape.head_dim}): slot injection "
-                "needs plain per-head keys and values"
+                f"{tuple(values.shape)} per token: slot injection needs plain per-head keys "
+                "and values (1, kv_heads, 1, head_dim) of one shape"
             )
+        shapes.add((keys.shape[1], keys.shape[3]))
+    if len(shapes) != 1:
+        raise ConfigError(
+            f"the decoder's layers cache keys of different shapes {sorted(shapes)}: slot "
+            "injection needs one K/V geometry in every layer"
+        )
+    ((kv_heads, head_dim),) = shapes
+    return KVShape(config_shape.num_layers, int(kv_heads), int(head_dim), config_shape.hidden_size)
 
 
 def prefix_cache(kv: Tensor | Sequence[tuple[Tensor, Tensor]], config) -> DynamicCache:

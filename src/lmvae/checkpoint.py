@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lmvae.backbones import resolve
+from lmvae.backbones import fingerprint, resolve
 from lmvae.config import BackboneRef, VAEConfig
 from lmvae.errors import ConfigError, LoadError
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
 OPTIMIZER_NAME = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 BUNDLED = {"encoder": "encoder", "decoder": "decoder"}
@@ -45,19 +46,23 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _portable_ref(ref: BackboneRef, model_base: str | None, target: Path) -> BackboneRef:
-    """A reference that still resolves once the config sits in ``target``: local folders
-    become paths relative to it, hub ids stay as they are."""
+    """A reference that still resolves once the config sits in ``target``: local folders and
+    GGUF files become paths relative to it, with their weights' fingerprint; hub ids stay."""
     source = resolve(ref, model_base)
-    if not os.path.isdir(source):
+    if not os.path.exists(source):
         return ref
     relative = os.path.relpath(os.path.realpath(source), os.path.realpath(target))
-    return BackboneRef(relative, ref.revision, ref.trust_remote_code)
+    return BackboneRef(relative, ref.revision, ref.trust_remote_code, fingerprint(source))
 
 
 def save_pretrained(
-    model: LanguageVAE, directory: str | Path, bundle_backbones: bool = False
+    model: LanguageVAE,
+    directory: str | Path,
+    bundle_backbones: bool = False,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into directory (created if needed)."""
+    """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` (with
+    ``metrics``, if given) into directory (created if needed)."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     config = copy.deepcopy(model.config)
@@ -70,13 +75,55 @@ def save_pretrained(
             folder = target / BUNDLED[side]
             backbone.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
-            section.backbone = BackboneRef(BUNDLED[side], None, section.backbone.trust_remote_code)
+            section.backbone = BackboneRef(
+                BUNDLED[side], None, section.backbone.trust_remote_code, fingerprint(folder)
+            )
         else:
             section.backbone = _portable_ref(section.backbone, model.base_dir, target)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
     _atomic_write(target / WEIGHTS_NAME, lambda p: save_file(weights, p, metadata={"format": "pt"}))
     _atomic_write(target / CONFIG_NAME, config.to_json)
+    _atomic_write(target / CARD_NAME, lambda p: Path(p).write_text(model_card(config, metrics)))
     return target
+
+
+def model_card(config: VAEConfig, metrics: dict[str, Any] | None = None) -> str:
+    """A README.md for the folder (the Hub shows it): what the model is, how to load it, and
+    the held-out figures of the checkpoint when a trainer saved it."""
+    enc, dec = config.encoder, config.decoder
+    lines = [
+        "---",
+        "library_name: lmvae",
+        "tags: [lmvae, vae, text-generation]",
+        "---",
+        "",
+        "# lmvae language-model VAE",
+        "",
+        f"A variational autoencoder with a {config.latent_size}-dimensional latent: the frozen "
+        f"encoder `{enc.backbone.name_or_path}` (layer {enc.layer}, {enc.pooling} pooling) gives "
+        f"a Gaussian posterior, and z steers the frozen causal LM `{dec.backbone.name_or_path}` "
+        f"through {dec.num_slots} injected key/value slots per layer ({dec.injection}).",
+        "",
+        "```python",
+        "from lmvae import LanguageVAE",
+        "",
+        'vae = LanguageVAE.from_pretrained("THIS_FOLDER_OR_REPO")',
+        'vae.reconstruct(["a plant needs water to grow"])',
+        "```",
+    ]
+    if metrics:
+        lines += [
+            "",
+            "## Held-out figures of this checkpoint",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
+        for key, value in metrics.items():
+            if isinstance(value, int | float):
+                lines.append(f"| {key} | {value:.4g} |")
+    lines += ["", f"Config format {config.format_version}; see config.json for every setting.", ""]
+    return "\n".join(lines)
 
 
 def _local_folder(name_or_path: str | Path, revision: str | None) -> Path:
@@ -116,14 +163,27 @@ def load_pretrained(
     decoder: str | None = None,
     revision: str | None = None,
     device: Any = None,
+    check_backbones: bool = True,
 ) -> LanguageVAE:
     """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are found
-    (for a folder whose backbones moved); their architecture must match the saved weights."""
+    (for a folder whose backbones moved); their architecture must match the saved weights.
+    A local backbone whose weights changed since saving is refused unless
+    ``check_backbones=False``."""
     config, folder = load_config(name_or_path, revision)
     if encoder is not None:
         config.encoder.backbone.name_or_path = encoder
     if decoder is not None:
         config.decoder.backbone.name_or_path = decoder
+    for side in ("encoder", "decoder"):
+        ref = getattr(config, side).backbone
+        if check_backbones and ref.fingerprint is not None:
+            now = fingerprint(resolve(ref, folder))
+            if now is not None and now != ref.fingerprint:
+                raise LoadError(
+                    f"the {side} backbone {ref.name_or_path!r} changed since this VAE was saved "
+                    f"(weights fingerprint {now}, saved {ref.fingerprint}): its trained "
+                    "projections may not fit; pass check_backbones=False to load anyway"
+                )
     model = cls.from_config(config, base_dir=folder)
     load_trainable_weights(model, folder)
     if device is not None:

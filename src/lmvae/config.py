@@ -20,6 +20,9 @@ LayerChoice = int | Literal["mix"]
 Injection = Literal["prefix", "per_position", "memory"]
 INJECTIONS = ("prefix", "per_position", "memory")
 SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
+#: The config format this lmvae writes.  2: decoder.slot_init and backbone fingerprints (a
+#: format-1 config means slot_init "random", which is what those models were trained with).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -30,6 +33,9 @@ class BackboneRef:
     revision: str | None = None
     #: Only ever True when the user asks; never assumed.
     trust_remote_code: bool = False
+    #: Fingerprint of a local backbone's weight files when the VAE was saved
+    #: (:func:`lmvae.backbones.fingerprint`), so that loading says when they changed.
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -151,8 +157,8 @@ class VAEConfig:
     prior: PriorConfig = field(default_factory=PriorConfig)
     #: Size of the latent z.
     latent_size: int = 32
-    #: Format version of this file, for future migrations.
-    format_version: int = 1
+    #: Format version of this file (see FORMAT_VERSION); older ones are migrated on load.
+    format_version: int = FORMAT_VERSION
 
     @classmethod
     def create(
@@ -274,9 +280,19 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
+        version = data.get("format_version", 1) if isinstance(data, dict) else None
+        if not isinstance(version, int) or version < 1:
+            raise ConfigError(f"not an lmvae config: format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ConfigError(
+                f"saved by a newer lmvae (config format {version}; this lmvae reads up to "
+                f"{FORMAT_VERSION}): upgrade lmvae to load it"
+            )
         try:
             enc = dict(data["encoder"])
             dec = dict(data["decoder"])
+            if version < 2:  # before slot_init existed, projections started at random
+                dec.setdefault("slot_init", "random")
             enc["backbone"] = BackboneRef(**enc["backbone"])
             dec["backbone"] = BackboneRef(**dec["backbone"])
             cfg = cls(
@@ -287,7 +303,6 @@ class VAEConfig:
                 annotations=_build(AnnotationConfig, dict(data.get("annotations", {}))),
                 prior=_build(PriorConfig, dict(data.get("prior", {}))),
                 latent_size=int(data["latent_size"]),
-                format_version=int(data.get("format_version", 1)),
             )
         except (KeyError, TypeError) as e:
             raise ConfigError(f"not an lmvae config: {e}") from None

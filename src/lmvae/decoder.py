@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
 from lmvae.cache import (
+    cache_kv_shape,
     causal_slot_mask,
-    kv_shape,
     position_ids,
     prefix_attention_mask,
     prefix_cache,
@@ -58,7 +58,7 @@ class LatentDecoder(nn.Module):
         super().__init__()
         self.lm = lm
         self.config = config
-        self.kv_shape = kv_shape(lm.config)
+        self.kv_shape = cache_kv_shape(lm)  # as the LM's own cache holds keys and values
         slots = config.max_length if config.injection == "per_position" else config.num_slots
         self.injector = LatentInjector(
             latent_size,

@@ -23,6 +23,7 @@ from lmvae.checkpoint import (
     load_trainable_weights,
     replace_directory,
     save_optimizer,
+    save_pretrained,
 )
 from lmvae.model import LanguageVAE
 
@@ -78,7 +79,8 @@ def save_checkpoint(
     staging = target.with_name(f".{target.name}.tmp")
     if staging.exists():
         shutil.rmtree(staging)
-    model.save_pretrained(staging)
+    metrics = {k[5:]: v for k, v in state.get("metrics", {}).items() if k.startswith("eval_")}
+    save_pretrained(model, staging, metrics=metrics or None)
     if optimizer is not None:
         save_optimizer(optimizer, staging)
     (staging / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
