@@ -8,9 +8,10 @@ import torch
 from support import ENCODER_IDS, LAYERS
 
 from lmvae.backbones import load_encoder
+from lmvae.conditioning import PAD_LABEL
 from lmvae.config import BackboneRef, EncoderConfig
 from lmvae.data import tokenize_encoder
-from lmvae.encoder import SentenceEncoder, num_hidden_states, pool
+from lmvae.encoder import SentenceEncoder, num_hidden_states, pool, pool_by_label
 from lmvae.errors import ConfigError
 
 TEXTS = ["the cat sat on the mat", "a dog", "birds fly south in winter"]
@@ -209,3 +210,11 @@ def test_a_wrong_layer_stack_falls_back_to_the_full_pass(loaded):
         expected = _hand_pool(states[1], enc["attention_mask"], "mean")
         torch.testing.assert_close(feats[:, 0], expected, atol=1e-5, rtol=1e-5)
     assert head._early_exit is False
+
+
+def test_pool_by_label_by_hand():
+    states = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 7.0]]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    labels = torch.tensor([[PAD_LABEL, 2, 2, 3]])  # the last token is padding
+    out = pool_by_label(states, mask, labels, groups=3)  # groups: unknown, label 2, label 3
+    torch.testing.assert_close(out, torch.tensor([[[0.0, 0.0], [4.0, 3.0], [0.0, 0.0]]]))

@@ -1,31 +1,21 @@
-"""Per-word annotations (semantic roles, POS ...) and sentence categories, read from files or
-made by spaCy, and aligned to each tokenizer's sub-word tokens.
+"""Annotated corpora: per-word labels (semantic roles, POS ...) and sentence categories, read
+from JSONL or CoNLL-style column files.
 
-Words are the whitespace-separated words of a text; every word has exactly one label.  The
-alignment goes through character offsets of a fast tokenizer, so it holds for byte-level BPE
-(GPT-2: a word's first piece carries the leading space), WordPiece (``##`` continuations) and
-SentencePiece (``▁`` word starts) alike: each token takes the label of the word holding its first
-non-space character; a token made only of the space before a word takes that word's label; special
-tokens (CLS, SEP, BOS, EOS) and padding take the padding label.
+Words are the whitespace-separated words of a text; every word has exactly one label.  How the
+labels become model inputs (label ids, sub-word alignment, spaCy labels, prior categories) is
+:mod:`lmvae.conditioning`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
-
-from lmvae.errors import ConfigError, DataError
+from lmvae.errors import DataError
 from lmvae.textfiles import jsonl_records, read_text
 
-#: Label id of padding, special tokens and "no label" positions.
-PAD_LABEL = 0
-#: Label id of a label the model's vocabulary does not hold.
-UNK_LABEL = 1
 #: CoNLL-U column names, for files with ten columns and no ``# global.columns`` header.
 CONLLU_COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
 CONLL_SUFFIXES = (".conll", ".conllu", ".conll09", ".conll12", ".col")
@@ -237,121 +227,3 @@ def _read_columns(
         labels if label_field is not None else None,
         categories if category_field is not None else None,
     )
-
-
-# -- alignment --------------------------------------------------------------------------------
-
-
-def label_ids(row: Sequence[str], vocabulary: Sequence[str]) -> list[int]:
-    """Word labels -> ids: labels of the vocabulary from 2, anything else UNK_LABEL."""
-    index = {lab: i + 2 for i, lab in enumerate(vocabulary)}
-    return [index.get(lab, UNK_LABEL) for lab in row]
-
-
-def token_words(
-    text: str, offsets: Sequence[tuple[int, int]], special: Sequence[int] | None = None
-) -> list[int | None]:
-    """The whitespace-word index of each token (None: special token or no word).
-
-    offsets are a fast tokenizer's character spans of the tokens of ``text``; special (0/1 per
-    token) marks tokens the tokenizer added.
-    """
-    owner = [-1] * len(text)  # character -> word index
-    starts = {}
-    for w, match in enumerate(re.finditer(r"\S+", text)):
-        owner[match.start() : match.end()] = [w] * (match.end() - match.start())
-        starts[match.start()] = w
-    out: list[int | None] = []
-    for t, (s, e) in enumerate(offsets):
-        if special is not None and special[t]:
-            out.append(None)
-            continue
-        word = next((owner[c] for c in range(s, min(e, len(text))) if owner[c] >= 0), None)
-        if word is None:
-            # A piece made only of the space before a word (SentencePiece's lone "▁") or with
-            # an empty span belongs to the word that starts right after it, if one does.
-            word = starts.get(e)
-        out.append(word)
-    return out
-
-
-def align_labels(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    word_labels: Sequence[Sequence[int]],
-    **tokenizer_kwargs,
-) -> tuple[dict, list[list[int]]]:
-    """Tokenise texts and give each token the label id of its word (PAD_LABEL for special
-    tokens and padding).
-
-    ``tokenizer_kwargs`` are those the model tokenises with (special tokens, truncation,
-    padding), so the labels line up with exactly the tokens the model sees.  Returns the
-    tokenizer's output and one label row per text, as long as its ``input_ids`` row.
-    """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(
-            f"aligning word labels needs a fast tokenizer (character offsets); "
-            f"{type(tokenizer).__name__} is not one"
-        )
-    enc = tokenizer(
-        list(texts),
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        **tokenizer_kwargs,
-    )
-    rows = []
-    for i, (text, labels) in enumerate(zip(texts, word_labels, strict=True)):
-        offsets = [tuple(int(x) for x in o) for o in enc["offset_mapping"][i]]
-        special = [int(x) for x in enc["special_tokens_mask"][i]]
-        if "attention_mask" in enc:
-            special = [
-                s or not int(m) for s, m in zip(special, enc["attention_mask"][i], strict=True)
-            ]
-        words = token_words(text, offsets, special)
-        rows.append([PAD_LABEL if w is None else int(labels[w]) for w in words])
-    return enc, rows
-
-
-# -- spaCy ------------------------------------------------------------------------------------
-
-
-def spacy_annotate(
-    texts: Sequence[str], nlp: object | str = "en_core_web_sm", attribute: str = "pos"
-) -> list[list[str]]:
-    """One label per whitespace word from a spaCy pipeline (an object or a package name):
-    ``pos`` (universal POS), ``tag`` (fine tag), ``dep`` (dependency relation) or ``ent``
-    (entity type, ``O`` outside entities).  A word split by spaCy ("dog." -> "dog", ".") takes
-    the label of its first spaCy token."""
-    if isinstance(nlp, str):
-        try:
-            import spacy
-        except ImportError:
-            raise ConfigError(
-                "on-the-fly annotation needs spaCy: pip install 'lmvae[spacy]' and "
-                f"python -m spacy download {nlp}"
-            ) from None
-        try:
-            nlp = spacy.load(nlp)
-        except OSError:
-            raise ConfigError(
-                f"spaCy pipeline {nlp!r} is not installed: python -m spacy download {nlp}"
-            ) from None
-    getters = {
-        "pos": lambda t: t.pos_,
-        "tag": lambda t: t.tag_,
-        "dep": lambda t: t.dep_,
-        "ent": lambda t: t.ent_type_ or "O",
-    }
-    if attribute not in getters:
-        raise ConfigError(f"unknown spaCy attribute {attribute!r}: use {', '.join(getters)}")
-    get = getters[attribute]
-    out = []
-    for text, doc in zip(texts, nlp.pipe(list(texts)), strict=True):
-        offsets = [(t.idx, t.idx + len(t.text)) for t in doc]
-        words = token_words(text, offsets)
-        row: list[str | None] = [None] * len(text.split())
-        for token, w in zip(doc, words, strict=True):
-            if w is not None and row[w] is None:
-                row[w] = get(token) or "O"
-        out.append([lab or "O" for lab in row])
-    return out

@@ -1,4 +1,5 @@
-"""Corpora and tokenisation: text -> encoder tensors and decoder (input, label) tensors.
+"""Corpora and tokenisation: text -> encoder tensors and decoder (input, label) tensors
+(:class:`lmvae.codec.TextCodec` applies these with a model's tokenizers and settings).
 
 Decoder sequences are ``[BOS] tokens`` as input and ``tokens [EOS]`` as target, so the model
 learns to stop; padding is masked out of attention and out of the loss.

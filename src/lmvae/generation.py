@@ -90,6 +90,28 @@ def generate(
         return _generate(decoder, z, bos_id, eos_id, config, generator, label_ids)
 
 
+@torch.no_grad()
+def generate_batches(
+    decoder: LatentDecoder,
+    z: Tensor,
+    bos_id: int,
+    eos_id: int,
+    config: GenerationConfig,
+    generator: torch.Generator | None = None,
+    label_ids: Tensor | None = None,
+    batch_size: int = 64,
+) -> list[list[int]]:
+    """:func:`generate` over z (N, D) in batches of ``batch_size``; label_ids (N, L)."""
+    out: list[list[int]] = []
+    with decoding_precision(decoder, config):  # once, not per batch
+        for i in range(0, z.shape[0], batch_size):
+            labels = None if label_ids is None else label_ids[i : i + batch_size].to(z.device)
+            out.extend(
+                generate(decoder, z[i : i + batch_size], bos_id, eos_id, config, generator, labels)
+            )
+    return out
+
+
 def decoding_precision(decoder: LatentDecoder, config: GenerationConfig):
     """The context the decoder runs in: its weights as loaded, or held in bf16."""
     if config.bf16:

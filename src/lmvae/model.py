@@ -1,7 +1,8 @@
 """LanguageVAE: text -> tokens -> pooled features -> z -> K/V prefix -> logits.
 
 The model does no file or console I/O; saving and loading live in :mod:`lmvae.checkpoint` and
-are exposed here under the Hugging Face names.
+are exposed here under the Hugging Face names.  Texts become tensors in :mod:`lmvae.codec` (the
+model's ``codec``), word labels and categories become conditions in :mod:`lmvae.conditioning`.
 """
 
 from __future__ import annotations
@@ -15,25 +16,19 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmvae import checkpoint
 from lmvae.adapters import adapt, check_encoder_adaptation
-from lmvae.annotations import (
-    AnnotatedCorpus,
-    align_labels,
-    as_corpus,
-    spacy_annotate,
-)
-from lmvae.annotations import label_ids as label_ids_of
+from lmvae.annotations import AnnotatedCorpus
 from lmvae.backbones import load_decoder, load_encoder
+from lmvae.codec import TextCodec
+from lmvae.conditioning import WordLabels, annotate, word_labels_of
 from lmvae.config import VAEConfig
-from lmvae.data import collate_decoder, collate_labels, tokenize_decoder, tokenize_encoder
 from lmvae.decoder import LatentDecoder, TokenLoss
 from lmvae.encoder import SentenceEncoder
-from lmvae.errors import ConfigError, DataError
-from lmvae.generation import GenerationConfig, decoding_precision, generate
+from lmvae.errors import ConfigError
+from lmvae.generation import GenerationConfig, generate_batches
 from lmvae.objective import reparameterize
 from lmvae.prior import build_prior
-
-WordLabels = Sequence[Sequence[str]]
 
 #: State-dict prefixes of the frozen backbones; everything else is trainable and saved.
 BACKBONE_PREFIXES = ("encoder.backbone.", "decoder.lm.")
@@ -87,12 +82,7 @@ class LanguageVAE(nn.Module):
                 adapt(
                     backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
                 )
-        self.encoder_tokenizer = encoder_tokenizer
-        self.decoder_tokenizer = decoder_tokenizer
-        tok = decoder_tokenizer
-        self.eos_id: int = tok.eos_token_id
-        self.bos_id: int = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.codec = TextCodec(config, encoder_tokenizer, decoder_tokenizer)
         self.base_dir: str | None = None  # folder the config's relative backbone paths start from
 
     # -- construction ---------------------------------------------------------------------------
@@ -121,9 +111,7 @@ class LanguageVAE(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **kwargs: Any) -> LanguageVAE:
         """Load a trained VAE from a folder written by :meth:`save_pretrained` or a hub repo."""
-        from lmvae.checkpoint import load_pretrained
-
-        return load_pretrained(cls, name_or_path, **kwargs)
+        return checkpoint.load_pretrained(cls, name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory: str | Path, bundle_backbones: bool = False) -> Path:
         """Write config.json + model.safetensors (trainable weights only).
@@ -131,15 +119,11 @@ class LanguageVAE(nn.Module):
         Backbones are referenced by hub id or by a path relative to the folder; with
         ``bundle_backbones=True`` they are copied inside it so the folder stands alone.
         """
-        from lmvae.checkpoint import save_pretrained
-
-        return save_pretrained(self, save_directory, bundle_backbones=bundle_backbones)
+        return checkpoint.save_pretrained(self, save_directory, bundle_backbones=bundle_backbones)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload the saved model to the Hugging Face Hub; returns the commit URL."""
-        from lmvae.checkpoint import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+        return checkpoint.push_to_hub(self, repo_id, **kwargs)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     @property
@@ -149,6 +133,13 @@ class LanguageVAE(nn.Module):
     @property
     def latent_size(self) -> int:
         return self.config.latent_size
+
+    # The tokenizer front end under the names callers know; :attr:`codec` owns them.
+    encoder_tokenizer = property(lambda self: self.codec.encoder_tokenizer)
+    decoder_tokenizer = property(lambda self: self.codec.decoder_tokenizer)
+    bos_id = property(lambda self: self.codec.bos_id)
+    eos_id = property(lambda self: self.codec.eos_id)
+    pad_id = property(lambda self: self.codec.pad_id)
 
     def train(self, mode: bool = True) -> LanguageVAE:
         """Backbones stay in eval mode (no dropout) whatever mode the heads are in, also when
@@ -181,85 +172,25 @@ class LanguageVAE(nn.Module):
     def annotate(
         self, data: Sequence[str] | AnnotatedCorpus, categories: bool = True
     ) -> AnnotatedCorpus:
-        """The corpus with everything the model's conditions need, checked: word labels (made
-        by spaCy when the model annotates on the fly) and, for a mixture prior and unless
-        ``categories=False``, categories."""
-        corpus = as_corpus(data)
-        ann = self.config.annotations
-        if ann.enabled and corpus.labels is None:
-            if ann.source == "spacy":
-                labels = spacy_annotate(corpus.texts, ann.spacy_model, ann.spacy_attribute)
-                corpus = AnnotatedCorpus(corpus.texts, labels, corpus.categories)
-            elif ann.encoder:
-                raise ConfigError(
-                    f"this model is conditioned on word labels ({ann.field!r}): give one label "
-                    "per word of each sentence"
-                )
-        if categories and self.config.prior.kind == "mixture":
-            if corpus.categories is None:
-                raise ConfigError(
-                    f"the mixture prior needs the category ({self.config.prior.field!r}) of "
-                    "every sentence"
-                )
-            self.category_ids(corpus.categories)  # names an unknown category now
-        return corpus
+        """The corpus completed and checked for the model (:func:`conditioning.annotate`)."""
+        return annotate(self, data, categories)
 
     def category_ids(self, categories: Sequence[str]) -> Tensor:
         """Category names -> prior component ids (N,); raises for a name not in the prior."""
-        if self.config.prior.kind != "mixture":
-            raise ConfigError("this model has a Gaussian prior: it takes no category")
         return self.prior.category_ids(list(categories))
-
-    def _word_label_ids(self, texts: Sequence[str], word_labels: WordLabels) -> list[list[int]]:
-        if len(word_labels) != len(texts):
-            raise DataError(f"{len(word_labels)} label rows for {len(texts)} sentences")
-        for text, row in zip(texts, word_labels, strict=True):
-            if len(row) != len(text.split()):
-                raise DataError(
-                    f"{len(row)} labels for {len(text.split())} words in {text!r}: give one "
-                    "label per whitespace-separated word"
-                )
-        return [label_ids_of(row, self.config.annotations.labels) for row in word_labels]
-
-    def decoder_label_rows(self, texts: Sequence[str], word_labels: WordLabels) -> list[list[int]]:
-        """Label id of each decoder target token (the rows of :func:`tokenize_decoder`)."""
-        ids = self._word_label_ids(texts, word_labels)
-        _, rows = align_labels(self.decoder_tokenizer, texts, ids, add_special_tokens=False)
-        return [row[: self.config.decoder.max_length - 1] for row in rows]
 
     # -- the pipeline ---------------------------------------------------------------------------
     def encoder_inputs(
         self, texts: Sequence[str], word_labels: WordLabels | None = None
     ) -> dict[str, Tensor]:
-        """Encoder tensors of texts; with word labels, ``token_labels`` (B, T) as well."""
-        length = self.config.encoder.max_length
-        if word_labels is None or not self.encoder.label_groups:
-            enc = tokenize_encoder(self.encoder_tokenizer, texts, length)
-            return {k: v.to(self.device) for k, v in enc.items()}
-        ids = self._word_label_ids(texts, word_labels)
-        enc, rows = align_labels(
-            self.encoder_tokenizer, texts, ids, padding=True, truncation=True, max_length=length
-        )
-        out = {
-            "input_ids": torch.tensor(enc["input_ids"]),
-            "attention_mask": torch.tensor(enc["attention_mask"]),
-            "token_labels": torch.tensor(rows),
-        }
-        return {k: v.to(self.device) for k, v in out.items()}
+        """:meth:`TextCodec.encoder_inputs` on the model's device."""
+        return _to(self.codec.encoder_inputs(texts, word_labels), self.device)
 
     def decoder_inputs(
         self, texts: Sequence[str], word_labels: WordLabels | None = None
     ) -> dict[str, Tensor]:
-        """Decoder tensors of texts; with word labels and a conditioned decoder, ``label_ids``
-        (B, T): the label of the token each position predicts."""
-        rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
-        if any(len(r) == 0 for r in rows):
-            raise ConfigError("an empty sentence cannot be reconstructed")
-        batch = collate_decoder(rows, self.bos_id, self.eos_id, self.pad_id)
-        if word_labels is not None and self.decoder.label_embed is not None:
-            label_rows = self.decoder_label_rows(texts, word_labels)
-            batch["label_ids"] = collate_labels(label_rows, batch["input_ids"].shape[1])
-        return {k: v.to(self.device) for k, v in batch.items()}
+        """:meth:`TextCodec.decoder_inputs` on the model's device."""
+        return _to(self.codec.decoder_inputs(texts, word_labels), self.device)
 
     def features(
         self, input_ids: Tensor, attention_mask: Tensor, token_labels: Tensor | None = None
@@ -312,8 +243,7 @@ class LanguageVAE(nn.Module):
         """mu and logvar (N, D) of each text (given its word labels, if conditioned)."""
         texts = _as_list(texts)
         if self.encoder.label_groups:
-            corpus = AnnotatedCorpus(texts, _rows(word_labels))
-            word_labels = self.annotate(corpus, categories=False).labels
+            word_labels = word_labels_of(self, texts, word_labels)
         mus, logvars = [], []
         for i in range(0, len(texts), batch_size):
             rows = None if word_labels is None else word_labels[i : i + batch_size]
@@ -357,7 +287,7 @@ class LanguageVAE(nn.Module):
         rows = self.decode_ids(
             z, generation, batch_size, generator, word_labels, label_ids, **kwargs
         )
-        return [self.decoder_tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+        return self.codec.decode(rows)
 
     @torch.no_grad()
     def decode_ids(
@@ -377,30 +307,12 @@ class LanguageVAE(nn.Module):
             raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
         z = z.to(self.device, self.encoder.head.weight.dtype)
         if word_labels is not None and label_ids is None:
-            if len(word_labels) != z.shape[0]:
-                raise ConfigError(f"{len(word_labels)} label rows for {z.shape[0]} latents")
-            vocab = self.config.annotations.labels
-            rows = [label_ids_of(row, vocab) for row in word_labels]
-            label_ids = collate_labels(rows, max(1, *(len(r) for r in rows)))
+            label_ids = self.codec.output_labels(word_labels, z.shape[0])
         if self.decoder.label_embed is None:
             label_ids = None
-        out: list[list[int]] = []
-        with decoding_precision(self.decoder, generation):  # once, not per batch
-            for i in range(0, z.shape[0], batch_size):
-                out.extend(
-                    generate(
-                        self.decoder,
-                        z[i : i + batch_size],
-                        self.bos_id,
-                        self.eos_id,
-                        generation,
-                        generator,
-                        None
-                        if label_ids is None
-                        else label_ids[i : i + batch_size].to(self.device),
-                    )
-                )
-        return out
+        return generate_batches(
+            self.decoder, z, self.bos_id, self.eos_id, generation, generator, label_ids, batch_size
+        )
 
     def reconstruct(
         self,
@@ -420,30 +332,19 @@ class LanguageVAE(nn.Module):
         generator = kwargs.pop("generator", None)
         texts = _as_list(texts)
         if self.config.annotations.enabled:
-            corpus = AnnotatedCorpus(texts, _rows(word_labels))
-            word_labels = self.annotate(corpus, categories=False).labels
+            word_labels = word_labels_of(self, texts, word_labels)
         z = self.encode(texts, sample=sample, generator=generator, word_labels=word_labels)
-        label_ids = None
-        if word_labels is not None and self.decoder.label_embed is not None:
-            label_rows = self.decoder_label_rows(texts, word_labels)
-            label_ids = collate_labels(label_rows, max(len(r) for r in label_rows) + 1)
+        label_ids = None if word_labels is None else self.codec.target_labels(texts, word_labels)
         batch_size = kwargs.pop("batch_size", 64)
         generation = kwargs.pop("generation", None) or GenerationConfig(**kwargs)
         if generation.strategy == "sample":
             return self.decode(z, generation, batch_size, generator, label_ids=label_ids)
-        rows = tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
+        rows = self.codec.decoder_rows(texts)
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
-        decoded = self.decode(
-            z[order],
-            generation,
-            batch_size,
-            generator,
-            label_ids=None if label_ids is None else label_ids[order],
-        )
-        out = [""] * len(texts)
-        for position, index in enumerate(order):
-            out[index] = decoded[position]
-        return out
+        labels = None if label_ids is None else label_ids[order]
+        decoded = self.decode(z[order], generation, batch_size, generator, label_ids=labels)
+        position = {index: p for p, index in enumerate(order)}
+        return [decoded[position[i]] for i in range(len(texts))]
 
     def sample_prior(
         self,
@@ -477,8 +378,8 @@ class LanguageVAE(nn.Module):
         return self.decode(interpolate_latents(za, zb, steps, mode), **kwargs)
 
 
-def _rows(word_labels: WordLabels | None) -> list[list[str]] | None:
-    return None if word_labels is None else [list(row) for row in word_labels]
+def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def interpolate_latents(za: Tensor, zb: Tensor, steps: int, mode: str = "linear") -> Tensor:

@@ -37,6 +37,9 @@ class GaussianPrior(nn.Module):
         super().__init__()
         self.latent_size = latent_size
 
+    def category_ids(self, categories: list[str]) -> Tensor:
+        raise ConfigError("this model has a Gaussian prior: it takes no category")
+
     def kl(self, mu: Tensor, logvar: Tensor, category: Tensor | None = None) -> Tensor:
         """KL(q || p) per dimension (B, D); a category is ignored."""
         return gaussian_kl(mu, logvar)

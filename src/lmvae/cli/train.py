@@ -133,12 +133,15 @@ def train(
     threads: ThreadsOpt = None,
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
+    from lmvae.conditioning import configure_conditions
     from lmvae.model import LanguageVAE
     from lmvae.training import train as run_training
 
     set_threads(threads)
     if (data is None) == (annotations is None):
         raise LmvaeError("give the sentences with either --data or --annotations")
+    if spacy is not None and annotations is not None:
+        raise LmvaeError("give labels with --annotations or --spacy, not both")
     layer: int | str = (
         "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
     )
@@ -185,7 +188,9 @@ def train(
     category = prior_label if prior is Prior.mixture else None
     corpus = _read_data(source, labels, category, text_field)
     eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
-    corpus = _condition(vae_cfg, corpus, label_field, condition, spacy, spacy_model, category)
+    corpus = configure_conditions(
+        vae_cfg, corpus, condition.value, label_field, spacy, spacy_model, category
+    )
     if eval_corpus is not None:
         train_texts, eval_texts = corpus, eval_corpus
     else:
@@ -210,34 +215,6 @@ def _read_data(path: Path, label_field: str | None, category_field: str | None, 
     if label_field is None and category_field is None:
         return read_corpus(path, text_field)
     return read_annotations(path, label_field, category_field, text_field)
-
-
-def _condition(cfg, corpus, label_field, condition, spacy, spacy_model, category):
-    """Fill the annotation and prior sections of a new model's config from its data; returns
-    the data, annotated by spaCy with --spacy."""
-    from lmvae.annotations import AnnotatedCorpus, as_corpus, spacy_annotate
-
-    ann = cfg.annotations
-    if spacy is not None:
-        if isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
-            raise LmvaeError("give labels with --annotations or --spacy, not both")
-        corpus = as_corpus(corpus)
-        ann.source, ann.spacy_model, ann.spacy_attribute = "spacy", spacy_model, spacy
-        corpus.labels = spacy_annotate(corpus.texts, spacy_model, spacy)
-        vocab = corpus.label_vocabulary()
-    elif isinstance(corpus, AnnotatedCorpus) and corpus.labels is not None:
-        vocab, ann.field = corpus.label_vocabulary(), label_field
-    else:
-        vocab = []
-    if vocab:
-        ann.labels = vocab
-        ann.encoder = condition in (Condition.encoder, Condition.both)
-        ann.decoder = condition in (Condition.decoder, Condition.both)
-    if category is not None:
-        cfg.prior.kind, cfg.prior.field = "mixture", category
-        cfg.prior.categories = corpus.category_vocabulary()
-    cfg.validate()
-    return corpus
 
 
 def _split(corpus, eval_fraction: float, max_eval: int, seed: int):
