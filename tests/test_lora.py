@@ -122,7 +122,7 @@ def test_trainer_recomputes_features_of_a_training_encoder_and_uses_backbone_lr(
 def test_save_and_load_reproduce_adapted_models_exactly(make_vae, tmp_path, opts):
     vae = _steps(make_vae("bert", "gpt2", **opts), n=2)
     out = vae.save_pretrained(tmp_path / "m")
-    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
     saved = load_file(out / "model.safetensors")
     assert set(saved) == set(vae.trainable_state_dict()) >= _backbone_trainable(vae)
     loaded = LanguageVAE.from_pretrained(out)

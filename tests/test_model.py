@@ -180,7 +180,9 @@ def test_bundled_folder_stands_alone(backbones, tmp_path, enc, dec):
     vae = LanguageVAE.from_backbones(str(e), str(d), 8).eval()
     _perturb(vae)
     out = vae.save_pretrained(tmp_path / "bundle", bundle_backbones=True)
-    assert {"config.json", "model.safetensors", "encoder", "decoder"} == set(os.listdir(out))
+    assert {"README.md", "config.json", "model.safetensors", "encoder", "decoder"} == set(
+        os.listdir(out)
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["encoder"]["backbone"]["name_or_path"] == "encoder"
     assert config["decoder"]["backbone"]["name_or_path"] == "decoder"

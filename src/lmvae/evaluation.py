@@ -16,7 +16,6 @@ from torch import Tensor
 
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import prepare_conditions
-from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.decoder import IGNORE_INDEX
 from lmvae.metrics import active_units, distinct_n, loop_rate, reconstruction_metrics
 from lmvae.model import LanguageVAE
@@ -34,7 +33,7 @@ def decoding_figures(
 
     A row shorter than ``max_new`` ended with EOS; the EOS rate counts only references whose
     tokens plus EOS fit ``max_new`` (the others cannot end in time)."""
-    hyps = [model.decoder_tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+    hyps = model.codec.decode(rows)
     figures = reconstruction_metrics(hyps, references)
     ref_rows = model.decoder_tokenizer(list(references), add_special_tokens=False)["input_ids"]
     fits = [i for i, r in enumerate(ref_rows) if len(r) + 1 <= max_new]
@@ -64,6 +63,20 @@ def evaluate(
     :class:`AnnotatedCorpus` gives the conditions of a conditioned model (the decoder decodes
     with the labels of the reference sentence).
     """
+    return _evaluate(model, texts, batch_size, decode_sentences, features, free_bits, beta)[0]
+
+
+@torch.no_grad()
+def _evaluate(
+    model: LanguageVAE,
+    texts: Sequence[str] | AnnotatedCorpus,
+    batch_size: int,
+    decode_sentences: int,
+    features: Callable[[list[int]], Tensor] | None,
+    free_bits: float,
+    beta: float,
+) -> tuple[dict[str, float], list[str]]:
+    """:func:`evaluate`'s figures and the decoded reconstructions."""
     corpus = model.annotate(as_corpus(texts))
     texts, cond = corpus.texts, prepare_conditions(model, corpus)
     was_training = model.training
@@ -98,6 +111,7 @@ def evaluate(
         "token_accuracy": correct / max(tokens, 1.0),
         "active_units": float(active_units(torch.cat(mus))),
     }
+    hyps: list[str] = []
     if decode_sentences > 0:
         refs = list(texts[:decode_sentences])
         labels = None
@@ -108,8 +122,9 @@ def evaluate(
             torch.cat(mus)[: len(refs)], batch_size=batch_size, label_ids=labels
         )
         metrics.update(decoding_figures(model, rows, refs, model.config.decoder.max_length))
+        hyps = model.codec.decode(rows)
     model.train(was_training)
-    return metrics
+    return metrics, hyps
 
 
 @torch.no_grad()
@@ -120,10 +135,9 @@ def decoder_nll(
     same ``[BOS] x -> x [EOS]`` sequences the VAE reconstructs (``eos=False`` leaves EOS out)."""
     lm = model.decoder.lm
     nlls, counts = [], []
-    rows = tokenize_decoder(model.decoder_tokenizer, texts, model.config.decoder.max_length)
+    rows = model.codec.decoder_rows(texts)
     for i in range(0, len(rows), batch_size):
-        batch = collate_decoder(rows[i : i + batch_size], model.bos_id, model.eos_id, model.pad_id)
-        batch = device_batch(model, batch)
+        batch = device_batch(model, model.codec.collate(rows[i : i + batch_size]))
         labels = batch["labels"]
         if not eos:
             last = batch["attention_mask"].sum(1) - 1
@@ -183,17 +197,11 @@ def evaluate_model(
     ``full`` the importance-weighted NLL, mutual information and prior-sample diversity and
     perplexity under the frozen decoder."""
     texts = list(texts)
-    figures = evaluate(model, texts, batch_size, decode_sentences=len(texts))
+    figures, hyps = _evaluate(model, texts, batch_size, len(texts), None, 0.0, 1.0)
     own, _ = decoder_nll(model, texts, batch_size)
     figures["decoder_nll"] = float(own.mean())
-    z = model.encode(texts)
-    rows = model.decode_ids(z, batch_size=batch_size)
     figures["examples"] = [
-        {
-            "reference": ref,
-            "reconstruction": model.decoder_tokenizer.decode(r, skip_special_tokens=True).strip(),
-        }
-        for ref, r in zip(texts, rows, strict=True)
+        {"reference": ref, "reconstruction": hyp} for ref, hyp in zip(texts, hyps, strict=True)
     ]
     if not full:
         return figures

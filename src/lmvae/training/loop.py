@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from lmvae.annotations import AnnotatedCorpus
 from lmvae.config import TrainConfig
-from lmvae.data import collate_decoder, epoch_batches
+from lmvae.data import epoch_batches
 from lmvae.errors import ConfigError
 from lmvae.evaluation import device_batch, evaluate
 from lmvae.memory import release_free_memory
@@ -151,12 +151,8 @@ def train_epoch(
             no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
             with no_sync, accelerator.autocast():
                 features = setup.train_features(indices)
-                batch = collate_decoder(
-                    [setup.dec_rows[i] for i in indices],
-                    model.bos_id,
-                    model.eos_id,
-                    model.pad_id,
-                    setup.precision.pad_multiple,
+                batch = model.codec.collate(
+                    [setup.dec_rows[i] for i in indices], setup.precision.pad_multiple
                 )
                 batch.update(setup.train_cond.batch(indices, batch["input_ids"].shape[1]))
                 output = model(

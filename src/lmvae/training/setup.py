@@ -19,7 +19,6 @@ from torch.optim.lr_scheduler import LambdaLR
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import Conditions, prepare_conditions
 from lmvae.config import TrainConfig
-from lmvae.data import collate_decoder, tokenize_decoder
 from lmvae.errors import DataError
 from lmvae.features import FeatureCache
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
@@ -126,7 +125,7 @@ def calibrate_slots(model: LanguageVAE, dec_rows: list[list[int]]) -> None:
     injector = model.decoder.injector
     wanted = model.config.decoder.slot_init == "decoder_kv" and injector.mode != "memory"
     if wanted and not injector.calibrated:
-        sample = collate_decoder(dec_rows[:64], model.bos_id, model.eos_id, model.pad_id)
+        sample = model.codec.collate(dec_rows[:64])
         model.decoder.calibrate_slots(
             sample["input_ids"].to(model.device), sample["attention_mask"].to(model.device)
         )
@@ -153,9 +152,7 @@ def prepare_run(
     model.to(accelerator.device)
     model.train()
     # Tokenise the whole corpus once; batches only pad.
-    dec_rows = tokenize_decoder(
-        model.decoder_tokenizer, train_set.texts, model.config.decoder.max_length
-    )
+    dec_rows = model.codec.decoder_rows(train_set.texts)
     empty = [train_set.texts[i] for i, r in enumerate(dec_rows) if not r]
     if empty:
         raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
