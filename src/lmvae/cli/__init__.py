@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from lmvae.cli import demo, evaluate, inference, probe, train
+from lmvae.cli import corpus, demo, evaluate, inference, probe, train
 from lmvae.errors import LmvaeError
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ for command in (
     demo.demo,
     probe.probe,
     evaluate.evaluate,
+    corpus.corpus,
 ):
     app.command()(command)
 
