@@ -65,3 +65,15 @@ def test_calibrate_gives_each_slot_number_the_target_mean_and_spread():
         for slot in range(4):
             torch.testing.assert_close(got_mean[..., slot, :], mean, atol=0.05, rtol=0.02)
             torch.testing.assert_close(got_std[..., slot, :], std, atol=0.03, rtol=0.03)
+
+
+def test_a_calibrated_soft_prompt_starts_among_the_token_embeddings():
+    torch.manual_seed(0)
+    embeddings = torch.randn(500, 12) * 0.3 + torch.linspace(-1, 1, 12)
+    inj = LatentInjector(16, SHAPE, num_slots=3, mode="prompt")
+    inj.calibrate_prompt(embeddings)
+    prompt, offset = inj(torch.randn(20_000, 16))
+    assert prompt.shape == (20_000, 3, 12) and offset is None
+    for slot in range(3):
+        torch.testing.assert_close(prompt[:, slot].mean(0), embeddings.mean(0), atol=0.03, rtol=0)
+        torch.testing.assert_close(prompt[:, slot].std(0), embeddings.std(0), atol=0.02, rtol=0.05)

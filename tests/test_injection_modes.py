@@ -14,7 +14,7 @@ from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.errors import ConfigError
 from lmvae.injection import KVShape, LatentInjector
 
-MODES = ["prefix", "per_position", "memory"]
+MODES = ["prefix", "per_position", "memory", "prompt"]
 TEXTS = ["the cat sat on the mat near the fire", "a dog runs"]
 MAX_LENGTH = 12
 
@@ -45,7 +45,7 @@ def _incremental(dec, z, input_ids):
     )
 
 
-@pytest.mark.parametrize("mode", ["per_position", "memory"])
+@pytest.mark.parametrize("mode", ["per_position", "memory", "prompt"])
 @pytest.mark.parametrize("dec", DECODER_IDS)
 def test_cached_decoding_matches_teacher_forcing(make_vae, dec, mode):
     vae = _vae(make_vae, dec, mode)

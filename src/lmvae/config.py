@@ -17,8 +17,8 @@ from lmvae.errors import ConfigError
 
 Pooling = Literal["mean", "cls", "last"]
 LayerChoice = int | Literal["mix"]
-Injection = Literal["prefix", "per_position", "memory"]
-INJECTIONS = ("prefix", "per_position", "memory")
+Injection = Literal["prefix", "per_position", "memory", "prompt"]
+INJECTIONS = ("prefix", "per_position", "memory", "prompt")
 SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
 #: The config format this lmvae writes.  2: decoder.slot_init and backbone fingerprints (a
 #: format-1 config means slot_init "random", which is what those models were trained with).
@@ -80,7 +80,9 @@ class DecoderConfig:
     #: How z reaches the attention layers: "prefix" (``num_slots`` K/V slots every position
     #: attends to), "per_position" (one slot per position up to ``max_length``; position t
     #: attends to slots 0..t, as the reference langvae does) or "memory" (Optimus: one vector
-    #: per layer used as both key and value, plus z added to every input embedding).
+    #: per layer used as both key and value, plus z added to every input embedding) or
+    #: "prompt" (``num_slots`` input embeddings made from z that the frozen LM reads before the
+    #: sentence, a soft prompt: the keys and values it attends to are the LM's own).
     injection: Injection = "prefix"
     #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
     max_length: int = 64

@@ -132,11 +132,40 @@ class LatentDecoder(nn.Module):
 
     def prefix(self, z: Tensor) -> tuple[DynamicCache, Tensor | None]:
         """z (B, D) -> a cache holding the injected slots, and the embedding offset."""
+        if self.injector.mode == "prompt":
+            return self._prompt_cache(z), None
         layers, offset = self.prefix_layers(z)
         # Per-position slots need every layer to keep every slot, so their cache is built
         # without the config's sliding-window layers (which would drop old slots).
         config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
+
+    def _prompt_cache(self, z: Tensor) -> DynamicCache:
+        """Run the soft prompt made from z through the LM at positions 0..slots-1; its cache is
+        the prefix the sentence attends to (differentiable in z)."""
+        embeds, _ = self.injector(z)  # (B, slots, H)
+        embeds = embeds.to(self.lm.get_input_embeddings().weight.dtype)
+        batch, slots = embeds.shape[:2]
+        cache = prefix_cache([], self.lm.config)
+        positions = torch.arange(slots, device=z.device).expand(batch, -1)
+        self.base(
+            inputs_embeds=embeds,
+            attention_mask=torch.ones(batch, slots, dtype=torch.long, device=z.device),
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        )
+        return cache
+
+    @property
+    def position_offset(self) -> int:
+        """Where the sentence's positions start: after a soft prompt, which holds real
+        positions; at 0 otherwise, so that slots do not shift the sentence's positions."""
+        return self.num_slots if self.injector.mode == "prompt" else 0
+
+    def calibrate_prompt(self) -> None:
+        """Start a soft prompt among the LM's own input embeddings."""
+        self.injector.calibrate_prompt(self.lm.get_input_embeddings().weight)
 
     @torch.no_grad()
     def kv_statistics(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -198,7 +227,7 @@ class LatentDecoder(nn.Module):
         """Teacher-forced last hidden states (B, T, H) of the LM given z (and the label id
         (B, T) of the token each position predicts, when annotation-conditioned)."""
         cache, offset = self.prefix(z)
-        positions = position_ids(attention_mask)
+        positions = position_ids(attention_mask) + self.position_offset
         mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
         offset = self._label_offset(offset, label_ids)
         return self._run(input_ids, mask, positions, cache, offset)
@@ -246,13 +275,16 @@ class LatentDecoder(nn.Module):
             [state.attention_mask, state.attention_mask.new_ones(batch, 1)], dim=1
         )
         positions = torch.full(
-            (batch, 1), state.position, dtype=torch.long, device=input_ids.device
+            (batch, 1),
+            state.position + self.position_offset,
+            dtype=torch.long,
+            device=input_ids.device,
         )
         offset = state.embed_offset
         if self.label_embed is not None and state.label_ids is not None:
             column = state.label_ids[:, state.position : state.position + 1]
             if column.shape[1] == 0:  # past the given labels: padding
-                column = torch.zeros_like(positions)
+                column = torch.zeros_like(input_ids)
             offset = self._label_offset(offset, column)
         mask = self._attention(state.attention_mask, positions)
         hidden = self._run(input_ids, mask, positions, state.cache, offset)

@@ -37,7 +37,10 @@ class LatentInjector(nn.Module):
       (``num_slots`` = the decoder's max length); :attr:`causal_slots` tells the decoder that
       position t may attend to slots 0..t only;
     * ``"memory"`` (Optimus, Li et al., 2020): one vector per layer used as both key and value,
-      and z also added to every input embedding.
+      and z also added to every input embedding;
+    * ``"prompt"``: ``num_slots`` input embeddings (B, slots, hidden) that the decoder runs
+      through the frozen LM before the sentence (a z-dependent soft prompt), so the keys and
+      values in every layer are the LM's own computation on them.
 
     With ``rank > 0`` the K/V projection is factorised as latent -> rank -> slots, so its size
     stops being dominated by ``num_layers * 2 * kv_heads * head_dim * num_slots``.
@@ -61,6 +64,8 @@ class LatentInjector(nn.Module):
             # One vector per layer, in the K/V geometry, reused as key and value.
             out = shape.num_layers * shape.num_kv_heads * shape.head_dim
             embed_injection = True
+        elif mode == "prompt":
+            out = shape.hidden_size * self.num_slots
         else:
             out = shape.slot_numel * self.num_slots
         if rank > 0:
@@ -77,6 +82,22 @@ class LatentInjector(nn.Module):
             nn.init.zeros_(self.embed.bias)
 
     @torch.no_grad()
+    def calibrate_prompt(self, embeddings: Tensor) -> None:
+        """Start a soft prompt among the LM's own input embeddings (V, H): for z ~ N(0, I) each
+        prompt vector gets their mean and per-number spread, so the frozen LM reads it as it
+        reads tokens from the first step."""
+        last = self.kv[-1] if isinstance(self.kv, nn.Sequential) else self.kv
+        mean = embeddings.float().mean(0).repeat(self.num_slots)
+        std = embeddings.float().std(0).repeat(self.num_slots)
+        if isinstance(self.kv, nn.Sequential):
+            rows = (last.weight @ self.kv[0].weight).norm(dim=1)
+        else:
+            rows = last.weight.norm(dim=1)
+        last.weight.mul_((std.to(last.weight) / rows.clamp_min(1e-12))[:, None])
+        last.bias.copy_(mean.to(last.bias))
+        self.calibrated = True
+
+    @torch.no_grad()
     def calibrate(self, mean: Tensor, std: Tensor) -> None:
         """Start the slots in the decoder's own K/V distribution: for z ~ N(0, I), each slot
         number gets the mean (bias) and standard deviation (weight row norm) that the decoder's
@@ -86,8 +107,8 @@ class LatentInjector(nn.Module):
         component (a norm of 10-16 in SmolLM2, per-number spread ~1); zero-mean random slots
         sit far from it, so attention to them starts out arbitrary.
         """
-        if self.mode == "memory":
-            raise ValueError("memory injection has one vector per layer for keys and values")
+        if self.mode in ("memory", "prompt"):
+            raise ValueError(f"{self.mode} injection has no per-slot keys and values to calibrate")
         s = self.shape
         last = self.kv[-1] if isinstance(self.kv, nn.Sequential) else self.kv
         shape = (s.num_layers, 2, s.num_kv_heads, 1, s.head_dim)
@@ -103,12 +124,15 @@ class LatentInjector(nn.Module):
         self.calibrated = True
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """z (B, D) -> kv (B, layers, 2, kv_heads, slots, head_dim), embedding offset (B, H).
+        """z (B, D) -> kv (B, layers, 2, kv_heads, slots, head_dim), embedding offset (B, H);
+        for ``"prompt"`` the soft prompt's input embeddings (B, slots, hidden) and None.
 
         Batch first, as the projection writes it: the decoder casts and splits it per layer in
         this layout, so no permuted copy is made either way."""
         s = self.shape
         batch = z.shape[0]
+        if self.mode == "prompt":  # (B, slots, hidden): input embeddings, not K/V
+            return self.kv(z).view(batch, self.num_slots, s.hidden_size), None
         if self.mode == "memory":
             memory = self.kv(z).view(batch, s.num_layers, 1, s.num_kv_heads, 1, s.head_dim)
             kv = memory.expand(-1, -1, 2, -1, -1, -1)

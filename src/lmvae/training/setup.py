@@ -123,6 +123,10 @@ def calibrate_slots(model: LanguageVAE, dec_rows: list[list[int]]) -> None:
     """Data-dependent start of fresh slot projections on the first 64 sentences (see
     DecoderConfig.slot_init), in the decoder's own precision."""
     injector = model.decoder.injector
+    if injector.mode == "prompt":
+        if not injector.calibrated:
+            model.decoder.calibrate_prompt()  # always: a soft prompt starts among tokens
+        return
     wanted = model.config.decoder.slot_init == "decoder_kv" and injector.mode != "memory"
     if wanted and not injector.calibrated:
         sample = model.codec.collate(dec_rows[:64])
