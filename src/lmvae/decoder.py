@@ -22,6 +22,7 @@ from lmvae.cache import (
     prefix_cache,
 )
 from lmvae.config import DecoderConfig
+from lmvae.errors import ConfigError
 from lmvae.head import HeadQuirks, head_cross_entropy, head_logits
 from lmvae.injection import LatentInjector
 
@@ -97,6 +98,7 @@ class LatentDecoder(nn.Module):
         positions: Tensor,
         cache: DynamicCache,
         embed_offset: Tensor | None,
+        attentions: list | None = None,
     ) -> Tensor:
         if embed_offset is None:
             inputs = {"input_ids": input_ids}
@@ -110,8 +112,11 @@ class LatentDecoder(nn.Module):
             attention_mask=attention_mask,
             position_ids=positions,
             use_cache=True,
+            output_attentions=attentions is not None,
             **{self._cache_arg: cache},
         )
+        if attentions is not None:
+            attentions.extend(out.attentions)
         return out.last_hidden_state
 
     def prefix_layers(
@@ -231,6 +236,29 @@ class LatentDecoder(nn.Module):
         mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
         offset = self._label_offset(offset, label_ids)
         return self._run(input_ids, mask, positions, cache, offset)
+
+    @torch.no_grad()
+    def slot_attention(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Attention mass (layers, B, T) each layer puts on the injected slots (or the soft
+        prompt) at each position, averaged over heads: are the slots ignored, or do they swamp
+        the sentence's own context?  Runs the eager attention, which reports its weights."""
+        cache, offset = self.prefix(z)
+        positions = position_ids(attention_mask) + self.position_offset
+        mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
+        attentions: list[Tensor] = []
+        previous = getattr(self.lm.config, "_attn_implementation", None)
+        switch = previous != "eager" and hasattr(self.lm, "set_attn_implementation")
+        if switch:
+            self.lm.set_attn_implementation("eager")
+        try:
+            self._run(input_ids, mask, positions, cache, offset, attentions)
+        finally:
+            if switch:
+                self.lm.set_attn_implementation(previous)
+        if not attentions or attentions[0] is None:
+            raise ConfigError("this decoder does not report its attention weights")
+        # (B, heads, T, slots + T) per layer -> mass on the first `slots` keys.
+        return torch.stack([a[..., : self.num_slots].sum(-1).mean(1) for a in attentions])
 
     def token_loss(
         self,

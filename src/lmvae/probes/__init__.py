@@ -10,6 +10,7 @@ information), and :func:`run_probes` / :func:`write_report` for the HTML + JSON 
 from __future__ import annotations
 
 from .arithmetic import combine, latent_arithmetic
+from .attention import slot_attention_mass
 from .clusters import cluster_scores, project
 from .disentanglement import disentanglement, factor_matrix, role_factors
 from .interpolation import (
@@ -64,6 +65,7 @@ __all__ = [
     "run_probes",
     "sap",
     "sentence_properties",
+    "slot_attention_mass",
     "smoothness",
     "sts_correlation",
     "sts_probe",
