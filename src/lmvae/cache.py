@@ -100,7 +100,8 @@ def cache_kv_shape(lm) -> KVShape:
     or a layout of their own cannot take slots."""
     config_shape = kv_shape(lm.config)
     device = lm.get_input_embeddings().weight.device
-    out = lm(input_ids=torch.zeros(1, 1, dtype=torch.long, device=device), use_cache=True)
+    one = torch.ones(1, 1, dtype=torch.long, device=device)  # token id 1, a real one
+    out = lm(input_ids=one, attention_mask=one, use_cache=True)
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     layers = getattr(cache, "layers", None)
     if layers is None or len(layers) < config_shape.num_layers:
