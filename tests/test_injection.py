@@ -55,8 +55,8 @@ def test_calibrate_gives_each_slot_number_the_target_mean_and_spread():
     torch.manual_seed(0)
     mean = torch.randn(3, 2, 2, 5) * 4
     std = torch.rand(3, 2, 2, 5) + 0.5
-    for rank in (0, 6):
-        inj = LatentInjector(16, SHAPE, num_slots=4, rank=rank)
+    for rank, hidden in ((0, 0), (6, 0), (0, 32)):
+        inj = LatentInjector(16, SHAPE, num_slots=4, rank=rank, hidden=hidden)
         inj.calibrate(mean, std)
         assert inj.calibrated
         kv, _ = inj(torch.randn(20_000, 16))  # (B, layers, 2, kv_heads, slots, head_dim)
@@ -70,7 +70,7 @@ def test_calibrate_gives_each_slot_number_the_target_mean_and_spread():
 def test_a_calibrated_soft_prompt_starts_among_the_token_embeddings():
     torch.manual_seed(0)
     embeddings = torch.randn(500, 12) * 0.3 + torch.linspace(-1, 1, 12)
-    inj = LatentInjector(16, SHAPE, num_slots=3, mode="prompt")
+    inj = LatentInjector(16, SHAPE, num_slots=3, mode="prompt", hidden=24)
     inj.calibrate_prompt(embeddings)
     prompt, offset = inj(torch.randn(20_000, 16))
     assert prompt.shape == (20_000, 3, 12) and offset is None

@@ -75,6 +75,10 @@ class DecoderConfig:
     num_slots: int = 16
     #: Rank of the factorised z -> K/V projection; 0 means a full (dense) projection.
     rank: int = 0
+    #: Width of a hidden GELU layer in the z -> slots projection (0: a linear map).  Prefix
+    #: tuning reparameterises its prefix through such an MLP; a linear map of z can only blend
+    #: what the encoder pooled, not pick parts of it out.
+    hidden: int = 0
     #: Also add a projection of z to every input embedding (Optimus-style).
     embed_injection: bool = False
     #: How z reaches the attention layers: "prefix" (``num_slots`` K/V slots every position
@@ -226,8 +230,8 @@ class VAEConfig:
             )
         if self.decoder.num_slots < 1:
             raise ConfigError(f"decoder num_slots must be >= 1, got {self.decoder.num_slots}")
-        if self.decoder.rank < 0:
-            raise ConfigError(f"decoder rank must be >= 0, got {self.decoder.rank}")
+        if self.decoder.rank < 0 or self.decoder.hidden < 0:
+            raise ConfigError("decoder rank and hidden must be >= 0")
         for name, n in (("encoder", self.encoder.max_length), ("decoder", self.decoder.max_length)):
             if n < 2:
                 raise ConfigError(f"{name} max_length must be >= 2, got {n}")

@@ -68,6 +68,7 @@ class LatentDecoder(nn.Module):
             config.rank,
             config.embed_injection,
             config.injection,
+            config.hidden,
         )
         self.label_embed = None
         if num_labels:
