@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--latent", type=int, default=32)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--lr", type=float, default=1e-2, help="the tiny preset's")
     ap.add_argument("--free-bits", type=float, default=TrainConfig.free_bits)
     ap.add_argument("--beta-max", type=float, default=TrainConfig.beta_max)
     ap.add_argument("--encoder-layer", default="0")
@@ -66,8 +66,10 @@ def main() -> None:
         decoder_rank=args.rank,
         encoder_max_length=32,
         decoder_max_length=32,
+        preset="tiny",  # the reference's tiny models are pretrained on this corpus
     )
-    config = TrainConfig(
+    config = TrainConfig.from_preset(
+        "tiny",
         epochs=args.epochs,
         batch_size=args.batch,
         lr=args.lr,

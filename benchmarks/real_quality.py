@@ -26,6 +26,7 @@ import torch
 from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.demo.real import real_backbones
 from lmvae.evaluation import evaluate_model
+from lmvae.probes.attention import slot_attention_mass
 from lmvae.wordnet import build_corpus
 
 RESULTS = Path(__file__).parent / "results" / "quality"
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tag", default="run")
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--full-eval", action="store_true", help="also IW-NLL, MI, prior samples")
+    parser.add_argument("--out", default=None, help="run folder: keep best/, last/, history")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -68,9 +70,14 @@ def main(argv: list[str] | None = None) -> dict:
         encoder, decoder, latent_size=args.latent_size, seed=args.seed, **model_kw
     )
     config = TrainConfig(epochs=args.epochs, seed=args.seed, progress=False, **train_kw)
-    result = train(vae, train_texts, heldout, config, log=lambda m: print(m, file=sys.stderr))
+    result = train(
+        vae, train_texts, heldout, config, args.out, log=lambda m: print(m, file=sys.stderr)
+    )
     train_seconds = time.perf_counter() - started
+    if result.best_dir is not None:  # evaluate the checkpoint a user would keep
+        vae = LanguageVAE.from_pretrained(result.best_dir)
     figures = evaluate_model(vae, heldout, full=args.full_eval, seed=args.seed)
+    figures["slot_attention"] = slot_attention_mass(vae, heldout[:100])
     record = {
         "tag": args.tag,
         "overrides": overrides,

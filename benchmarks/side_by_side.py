@@ -224,9 +224,15 @@ def run_lmvae(args) -> dict:
     if precision == "auto":  # lmvae's default
         precision = default_mixed_precision(torch.device("cpu"))
     model = LanguageVAE.from_backbones(
-        encoder, decoder, LATENT, encoder_max_length=MAX_LEN, decoder_max_length=MAX_LEN
+        encoder,
+        decoder,
+        LATENT,
+        encoder_max_length=MAX_LEN,
+        decoder_max_length=MAX_LEN,
+        preset="tiny",  # tiny models pretrained on the corpus (lmvae.presets)
     )
-    config = TrainConfig(
+    config = TrainConfig.from_preset(
+        "tiny",
         epochs=args.epochs,
         batch_size=BATCH,
         seed=args.seed,

@@ -158,9 +158,11 @@ def run_variant(name, records, split, dirs, args) -> dict:
         encoder_max_length=MAX_LENGTH,
         decoder_max_length=MAX_LENGTH,
         seed=args.seed,
-        **opts,
+        **{"preset": "tiny", **opts},  # the demo's tiny backbones (lmvae.presets)
     )
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, progress=False, **train_opts)
+    cfg = TrainConfig.from_preset(
+        "tiny", epochs=args.epochs, seed=args.seed, progress=False, **train_opts
+    )
     started = time.perf_counter()
     result = train(model, train_set, eval_set, cfg, log=lambda s: print(f"  [{name}] {s}"))
     wall = time.perf_counter() - started

@@ -385,7 +385,7 @@ def test_both_sides_train_through_the_trainer_and_evaluate(make_vae):
     corpus = AnnotatedCorpus(list(CORPUS), TAGGED)
     cond = prepare_conditions(vae, corpus)
     assert cond.word_labels == TAGGED and len(cond.decoder_labels) == len(CORPUS)
-    cfg = TrainConfig(epochs=8, batch_size=8, progress=False, eval_decode_sentences=0)
+    cfg = TrainConfig(epochs=8, batch_size=8, progress=False, eval_decode_sentences=0, lr=1e-2)
     history = train(vae, corpus.subset(range(32)), corpus.subset(range(32, 40)), cfg).history
     assert history[-1]["train_recon"] < 0.75 * history[0]["train_recon"]
     metrics = evaluate(vae, corpus.subset(range(32, 40)), decode_sentences=8)

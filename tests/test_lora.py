@@ -135,7 +135,7 @@ def test_save_and_load_reproduce_adapted_models_exactly(make_vae, tmp_path, opts
 
 def test_lora_model_trains_through_the_trainer(make_vae):
     vae = make_vae("bert", "gpt2", decoder_lora_rank=4, decoder_max_length=16)
-    cfg = TrainConfig(epochs=6, batch_size=8, beta_max=0.0, progress=False)
+    cfg = TrainConfig(epochs=6, batch_size=8, beta_max=0.0, progress=False, lr=1e-2)
     cfg.eval_decode_sentences = 0
     recon = [r["train_recon"] for r in train(vae, CORPUS, (), cfg).history]
     assert recon[-1] < 0.7 * recon[0], recon

@@ -97,7 +97,7 @@ def test_mixture_config_needs_categories(make_vae):
 def trained(make_vae):
     """A mixture-prior VAE trained on the test corpus, categories: starts with "the" or not."""
     vae = make_vae(prior_kind="mixture", prior_categories=["other", "the"], decoder_max_length=16)
-    cfg = TrainConfig(epochs=40, batch_size=8, free_bits=0.1, progress=False)
+    cfg = TrainConfig(epochs=40, batch_size=8, free_bits=0.1, progress=False, lr=1e-2)
     train(vae, AnnotatedCorpus(list(CORPUS), None, CATEGORIES), (), cfg)
     return vae.eval()
 

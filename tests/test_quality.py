@@ -24,9 +24,15 @@ def demo_run(tmp_path_factory):
     texts = [r.text for r in load_demo_corpus()]
     enc_dir, dec_dir = cached_demo_backbones(texts)
     train_texts, eval_texts = split_corpus(texts, 0.1, 200, seed=0)
-    vae = LanguageVAE.from_backbones(str(enc_dir), str(dec_dir), 32)
+    vae = LanguageVAE.from_backbones(str(enc_dir), str(dec_dir), 32, preset="tiny")
     out = tmp_path_factory.mktemp("quality-run")
-    result = train(vae, train_texts, eval_texts, TrainConfig(epochs=10, progress=False), out)
+    result = train(
+        vae,
+        train_texts,
+        eval_texts,
+        TrainConfig.from_preset("tiny", epochs=10, progress=False),
+        out,
+    )
     return vae, result, eval_texts
 
 

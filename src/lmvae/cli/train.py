@@ -31,6 +31,7 @@ class Injection(str, Enum):
     prefix = "prefix"
     per_position = "per_position"
     memory = "memory"
+    prompt = "prompt"
 
 
 def train(
@@ -73,7 +74,18 @@ def train(
     epochs: Annotated[int, typer.Option()] = TrainConfig.epochs,
     latent_size: Annotated[int, typer.Option()] = VAEConfig.latent_size,
     batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
-    lr: Annotated[float, typer.Option(help="Peak learning rate of AdamW.")] = TrainConfig.lr,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Peak learning rate of AdamW (default {TrainConfig.lr:g}, or the preset's)."
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Named settings for other backbones: tiny (small LMs pretrained on the corpus)."
+        ),
+    ] = None,
     eval_data: Annotated[
         Path | None, typer.Option(help="Held-out sentences (default: a split of --data).")
     ] = None,
@@ -93,9 +105,16 @@ def train(
         bool, typer.Option(help="Also add z to every input embedding.")
     ] = False,
     injection: Annotated[
-        Injection,
-        typer.Option(help="prefix (K/V slots), per_position (one slot per position), memory."),
-    ] = Injection.prefix,
+        Injection | None,
+        typer.Option(
+            help="prefix (K/V slots), per_position (one slot per position), memory, prompt "
+            f"(a soft prompt); default {DecoderConfig.injection}, or the preset's."
+        ),
+    ] = None,
+    hidden: Annotated[
+        int | None,
+        typer.Option(help="Hidden width of an MLP z -> slots projection (0: linear)."),
+    ] = None,
     lora_decoder: Annotated[bool, typer.Option(help="LoRA adapters on the decoder.")] = False,
     lora_encoder: Annotated[bool, typer.Option(help="LoRA adapters on the encoder.")] = False,
     lora_rank: Annotated[int, typer.Option(help="Rank of the LoRA adapters.")] = 8,
@@ -145,10 +164,12 @@ def train(
     layer: int | str = (
         "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
     )
-    train_cfg = TrainConfig(
+    chosen = {"lr": lr} if lr is not None else {}
+    train_cfg = TrainConfig.from_preset(
+        preset,
+        **chosen,
         epochs=epochs,
         batch_size=batch_size,
-        lr=lr,
         backbone_lr=backbone_lr,
         eval_fraction=eval_fraction,
         beta_max=beta_max,
@@ -172,7 +193,6 @@ def train(
         decoder_num_slots=num_slots,
         decoder_rank=rank,
         decoder_embed_injection=embed_injection,
-        decoder_injection=injection.value,
         decoder_max_length=max_length,
         encoder_lora_rank=lora_rank if lora_encoder else 0,
         encoder_lora_alpha=lora_alpha,
@@ -180,6 +200,9 @@ def train(
         decoder_lora_rank=lora_rank if lora_decoder else 0,
         decoder_lora_alpha=lora_alpha,
         decoder_unfreeze_top=unfreeze_top,
+        preset=preset,
+        **({"decoder_injection": injection.value} if injection is not None else {}),
+        **({"decoder_hidden": hidden} if hidden is not None else {}),
     )
     source = annotations if annotations is not None else data
     labels = label_field if annotations is not None else None

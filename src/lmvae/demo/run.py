@@ -22,13 +22,19 @@ DEMO_LATENT = 32
 DEMO_EPOCHS = 16
 
 
+#: Tiny backbones pretrained on the corpus they reconstruct: lmvae.presets "tiny".
+DEMO_PRESET = "tiny"
+
+
 def build_demo_model(
     seed: int = 0, progress: bool = False
 ) -> tuple[LanguageVAE, list[str], list[str]]:
     """An untrained demo VAE over the cached tiny backbones, and the corpus split."""
     texts = [r.text for r in load_demo_corpus()]
     enc_dir, dec_dir = cached_demo_backbones(texts, seed=seed, progress=progress)
-    model = LanguageVAE.from_backbones(str(enc_dir), str(dec_dir), DEMO_LATENT, encoder_layer=0)
+    model = LanguageVAE.from_backbones(
+        str(enc_dir), str(dec_dir), DEMO_LATENT, encoder_layer=0, preset=DEMO_PRESET
+    )
     train_texts, eval_texts = split_corpus(texts, 0.1, 300, seed)
     return model, train_texts, eval_texts
 
@@ -47,7 +53,9 @@ def run_demo(
         f"{len(eval_texts)} eval sentences"
     )
     out = out_dir or default_cache_dir() / "demo-run"
-    config = TrainConfig(epochs=epochs or DEMO_EPOCHS, seed=seed, progress=progress)
+    config = TrainConfig.from_preset(
+        DEMO_PRESET, epochs=epochs or DEMO_EPOCHS, seed=seed, progress=progress
+    )
     result = train(
         model, train_texts, eval_texts, config, out, log=lambda s: print(s, file=sys.stderr)
     )
