@@ -50,6 +50,11 @@ def make_vae(backbones) -> Callable:
     from lmvae import LanguageVAE
 
     def make(encoder: str = "bert", decoder: str = "gpt2", latent_size: int = 8, **opts):
+        # The tests of mechanics build on the layout of the tiny preset (prefix K/V slots, the
+        # embedding layer pooled) unless they ask for another; the real-model defaults are
+        # exercised by tests/test_real_models.py and the injection-mode tests.
+        opts.setdefault("decoder_injection", "prefix")
+        opts.setdefault("encoder_layer", 0)
         vae = LanguageVAE.from_backbones(
             str(backbones.encoder(encoder)), str(backbones.decoder(decoder)), latent_size, **opts
         )

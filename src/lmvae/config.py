@@ -46,10 +46,10 @@ class EncoderConfig:
     #: How token states are pooled: mean over real tokens, the first token, or the last real token.
     pooling: Pooling = "mean"
     #: Hidden layer to pool: an index into (embeddings, layer 1, ..., layer N), negative from the
-    #: end, or "mix" for a learned softmax-weighted mix of all of them.  The default, the
-    #: embedding layer, reconstructs far better than the last layer on the measured corpora: a
-    #: mean of embedding states keeps which words occur, deeper layers blur it.
-    layer: LayerChoice = 0
+    #: end, or "mix" for a learned softmax-weighted mix of all of them.  The default, the mix,
+    #: reconstructed best with a real pretrained encoder (docs/benchmarks.md); on tiny encoders
+    #: trained on the corpus the embedding layer (0) did (preset "tiny").
+    layer: LayerChoice = "mix"
     #: L2-normalise the pooled vector before the posterior head (instead of the default
     #: LayerNorm).
     normalize: bool = False
@@ -87,7 +87,7 @@ class DecoderConfig:
     #: per layer used as both key and value, plus z added to every input embedding) or
     #: "prompt" (``num_slots`` input embeddings made from z that the frozen LM reads before the
     #: sentence, a soft prompt: the keys and values it attends to are the LM's own).
-    injection: Injection = "prefix"
+    injection: Injection = "prompt"
     #: Decoder sequence length in tokens (targets, EOS included); longer inputs are truncated.
     max_length: int = 64
     #: Rank of LoRA adapters (PEFT) on the decoder; 0 leaves it frozen.

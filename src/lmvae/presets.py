@@ -28,8 +28,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "small LMs pretrained on the corpus itself (the demo, the reference's bert-tiny / "
-        "gpt2-tiny): 16 prefix K/V slots, learning rate 1e-2",
-        model={"decoder_injection": "prefix", "decoder_hidden": 0},
+        "gpt2-tiny): the embedding layer pooled, 16 prefix K/V slots, learning rate 1e-2",
+        model={"decoder_injection": "prefix", "decoder_hidden": 0, "encoder_layer": 0},
         train={"lr": 1e-2},
     ),
 }

@@ -91,8 +91,12 @@ def train(
     ] = None,
     eval_fraction: Annotated[float, typer.Option()] = TrainConfig.eval_fraction,
     encoder_layer: Annotated[
-        str, typer.Option(help="Hidden state to pool: index (0 = embeddings, -1 = last) or 'mix'.")
-    ] = str(EncoderConfig.layer),
+        str | None,
+        typer.Option(
+            help="Hidden state to pool: index (0 = embeddings, -1 = last) or 'mix' "
+            f"(default {EncoderConfig.layer}, or the preset's)."
+        ),
+    ] = None,
     pooling: Annotated[str, typer.Option(help="mean, cls or last.")] = EncoderConfig.pooling,
     normalize: Annotated[bool, typer.Option(help="L2-normalise the pooled vector.")] = False,
     num_slots: Annotated[
@@ -161,9 +165,11 @@ def train(
         raise LmvaeError("give the sentences with either --data or --annotations")
     if spacy is not None and annotations is not None:
         raise LmvaeError("give labels with --annotations or --spacy, not both")
-    layer: int | str = (
-        "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
-    )
+    chosen_model: dict = {}
+    if encoder_layer is not None:
+        chosen_model["encoder_layer"] = (
+            "mix" if encoder_layer == "mix" else _int_option("--encoder-layer", encoder_layer)
+        )
     chosen = {"lr": lr} if lr is not None else {}
     train_cfg = TrainConfig.from_preset(
         preset,
@@ -186,7 +192,6 @@ def train(
         decoder,
         latent_size,
         trust_remote_code=trust_remote_code,
-        encoder_layer=layer,
         encoder_pooling=pooling,
         encoder_normalize=normalize,
         encoder_max_length=max_length,
@@ -201,6 +206,7 @@ def train(
         decoder_lora_alpha=lora_alpha,
         decoder_unfreeze_top=unfreeze_top,
         preset=preset,
+        **chosen_model,
         **({"decoder_injection": injection.value} if injection is not None else {}),
         **({"decoder_hidden": hidden} if hidden is not None else {}),
     )
