@@ -13,8 +13,9 @@ Trains each implementation on ../shared/peer/data/sentences.txt minus its last 2
 bert-tiny encoder and gpt2-tiny decoder, then reconstructs the 200 held-out sentences from the
 posterior mean (encode + greedy decode, batch 32).  Each implementation keeps its own training
 recipe: langvae the one of its README (as in ../shared/peer/bench_langvae.py: AdamW 1e-3,
-cyclical beta with a KL threshold), lmvae its defaults.  This is repeated with the decoder's
-vocabulary widened to GPT-2's 50,257 (embedding matrix resized, as
+cyclical beta with a KL threshold), lmvae its preset "tiny" (its defaults are measured on real
+pretrained backbones; tiny ones trained on the corpus want the preset).  This is repeated with
+the decoder's vocabulary widened to GPT-2's 50,257 (embedding matrix resized, as
 ../shared/peer/vocab_scaling.py does; the reference's one-hot targets widened to match).
 
 Every run is a subprocess of its own, so peak RSS (ru_maxrss) is clean, and the runs are
