@@ -8,11 +8,11 @@ import pytest
 
 from lmvae.config import (
     BackboneRef,
-    TrainConfig,
     VAEConfig,
     replace,
 )
 from lmvae.errors import ConfigError
+from lmvae.train_config import TrainConfig
 
 
 def test_create_routes_prefixed_options_to_their_sections():

@@ -14,9 +14,9 @@ def test_hierarchy():
 
 
 def test_lazy_public_api():
-    from lmvae.config import TrainConfig
     from lmvae.evaluation import evaluate
     from lmvae.model import LanguageVAE
+    from lmvae.train_config import TrainConfig
 
     assert lmvae.LanguageVAE is LanguageVAE and lmvae.TrainConfig is TrainConfig
     assert lmvae.evaluate is evaluate

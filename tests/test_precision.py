@@ -6,9 +6,9 @@ import pytest
 import torch
 from support import CORPUS
 
-from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.precision import cpu_bf16_decoder, frozen_weights_in
+from lmvae.train_config import TrainConfig
 from lmvae.training import train
 
 

@@ -11,10 +11,10 @@ from support import CORPUS
 
 import lmvae.training.state as training_state
 from lmvae import LanguageVAE
-from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.errors import DataError
 from lmvae.evaluation import evaluate
+from lmvae.train_config import TrainConfig
 from lmvae.training import train
 
 # -- a real, short run ----------------------------------------------------------------------------

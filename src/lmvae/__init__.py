@@ -24,7 +24,7 @@ _EXPORTS = {
     "PriorConfig": "lmvae.config",
     "AnnotatedCorpus": "lmvae.annotations",
     "read_annotations": "lmvae.annotations",
-    "TrainConfig": "lmvae.config",
+    "TrainConfig": "lmvae.train_config",
     "GenerationConfig": "lmvae.generation",
     "train": "lmvae.training",
     "evaluate": "lmvae.evaluation",
@@ -58,13 +58,13 @@ if TYPE_CHECKING:
         DecoderConfig,
         EncoderConfig,
         PriorConfig,
-        TrainConfig,
         VAEConfig,
     )
     from lmvae.errors import LmvaeError
     from lmvae.evaluation import evaluate
     from lmvae.generation import GenerationConfig
     from lmvae.model import LanguageVAE, VAEOutput
+    from lmvae.train_config import TrainConfig
     from lmvae.training import train
 
 

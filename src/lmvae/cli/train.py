@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from lmvae.cli.common import TextFieldOpt, ThreadsOpt, set_threads
-from lmvae.config import DecoderConfig, EncoderConfig, TrainConfig, VAEConfig
+from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
+from lmvae.train_config import TrainConfig
 
 
 class Condition(str, Enum):

@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from lmvae.config import TrainConfig
 from lmvae.data import split_corpus
 from lmvae.demo.backbones import cached_demo_backbones, default_cache_dir
 from lmvae.demo.corpus import load_demo_corpus
 from lmvae.model import LanguageVAE
+from lmvae.train_config import TrainConfig
 from lmvae.training import train
 
 #: VAE settings of the demo; measured in docs/benchmarks.md.

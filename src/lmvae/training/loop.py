@@ -18,13 +18,13 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from lmvae.annotations import AnnotatedCorpus
-from lmvae.config import TrainConfig
 from lmvae.data import epoch_batches
 from lmvae.errors import ConfigError
 from lmvae.evaluation import device_batch, evaluate
 from lmvae.memory import release_free_memory
 from lmvae.model import LanguageVAE
 from lmvae.objective import cyclical_beta, elbo_loss
+from lmvae.train_config import TrainConfig
 from lmvae.training.setup import RunSetup, prepare_run
 from lmvae.training.state import RunState, TrainResult, record_epoch, restore
 

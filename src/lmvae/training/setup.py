@@ -18,12 +18,12 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import Conditions, prepare_conditions
-from lmvae.config import TrainConfig
 from lmvae.errors import DataError
 from lmvae.features import FeatureCache
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 from lmvae.schedule import lr_factor
+from lmvae.train_config import TrainConfig
 
 Features = Callable[[list[int]], Tensor]
 

@@ -1,0 +1,131 @@
+"""How a run trains: :class:`TrainConfig`, saved beside the run (``trainer_state.json``).
+
+Defaults were measured on real pretrained backbones (docs/benchmarks.md); named presets
+(:mod:`lmvae.presets`) hold the settings of other kinds of backbones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from lmvae.config import _build
+from lmvae.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """How a run trains. Defaults were measured to work on a first run (see docs/benchmarks.md)."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    #: Peak learning rate.  Measured on real pretrained backbones (docs/benchmarks.md): 1e-3;
+    #: at 1e-2 the z -> slots projection grows past what a frozen 30-layer decoder reads and
+    #: its outputs loop.  Tiny backbones trained on their own corpus want 1e-2 (preset "tiny").
+    lr: float = 1e-3
+    #: Learning rate of backbone weights that train (LoRA adapters, unfrozen top layers).
+    backbone_lr: float = 1e-3
+    weight_decay: float = 0.0
+    #: Fraction of all steps spent warming the learning rate up linearly.
+    warmup_ratio: float = 0.05
+    #: Learning-rate schedule after warm-up: "cosine", "linear" or "constant".
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    #: Clip the global gradient norm to this (after backward, before the step); 0 disables.
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    #: Length bucketing: sort each run of this many batches of the shuffled corpus by sentence
+    #: length before cutting it into batches, then shuffle the batches (less padding per batch,
+    #: still random batches in random order); 0 turns it off.
+    bucket_batches: int = 0
+    #: Largest beta of the cyclical KL schedule.
+    beta_max: float = 1.0
+    #: Number of cycles of the beta schedule over the whole run (Fu et al., 2019).
+    beta_cycles: int = 4
+    #: Fraction of each cycle with beta held at zero.
+    beta_zero_ratio: float = 0.0
+    #: Fraction of each cycle over which beta ramps linearly from 0 to beta_max.
+    beta_ramp_ratio: float = 0.5
+    #: Free bits: minimum KL per latent dimension (nats, batch-averaged) below which it is not
+    #: penalised, against posterior collapse (Kingma et al., 2016).
+    free_bits: float = 1.0
+    #: "sum": token cross-entropy summed over each sentence; "mean": averaged per token.
+    reconstruction: Literal["sum", "mean"] = "sum"
+    #: Fraction of the corpus held out for evaluation (ignored when an eval file is given).
+    eval_fraction: float = 0.1
+    #: Upper bound on held-out sentences, so evaluation stays cheap on large corpora.
+    max_eval_sentences: int = 1000
+    #: Held-out figure that picks the best checkpoint: "loss" (the training objective at
+    #: beta_max with free bits; it does not punish the KL the free bits allow, as "neg_elbo"
+    #: does), "neg_elbo", "recon_nll", "bleu" or "exact_match".
+    best_metric: str = "loss"
+    #: Number of eval sentences decoded greedily for BLEU / exact match each epoch.
+    eval_decode_sentences: int = 200
+    seed: int = 0
+    #: "no", "bf16" or "fp16"; None picks bf16 on a CUDA device and on CPUs with native bf16
+    #: (AMX / AVX-512 BF16), fp32 elsewhere.  On CPU, bf16 holds the frozen decoder in bf16
+    #: during the training passes; heads, optimizer, loss and evaluation stay fp32.
+    mixed_precision: str | None = None
+    #: Bound on the memory of cached encoder features (MiB).
+    feature_cache_mb: int = 1024
+    #: Show a progress bar.
+    progress: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.backbone_lr > 0, f"backbone_lr must be > 0, got {self.backbone_lr}"),
+            (
+                0 <= self.warmup_ratio < 1,
+                f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",
+            ),
+            (
+                self.lr_schedule in ("cosine", "linear", "constant"),
+                f"unknown lr_schedule {self.lr_schedule!r}",
+            ),
+            (self.beta_cycles >= 1, f"beta_cycles must be >= 1, got {self.beta_cycles}"),
+            (
+                self.beta_zero_ratio >= 0
+                and self.beta_ramp_ratio >= 0
+                and self.beta_zero_ratio + self.beta_ramp_ratio <= 1,
+                "beta_zero_ratio + beta_ramp_ratio must lie in [0, 1]",
+            ),
+            (self.free_bits >= 0, f"free_bits must be >= 0, got {self.free_bits}"),
+            (
+                self.reconstruction in ("sum", "mean"),
+                f"reconstruction must be sum or mean, got {self.reconstruction!r}",
+            ),
+            (
+                0 <= self.eval_fraction < 1,
+                f"eval_fraction must be in [0, 1), got {self.eval_fraction}",
+            ),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be >= 1"),
+            (self.bucket_batches >= 0, f"bucket_batches must be >= 0, got {self.bucket_batches}"),
+            (
+                self.best_metric in ("loss", "neg_elbo", "recon_nll", "bleu", "exact_match"),
+                f"unknown best_metric {self.best_metric!r}",
+            ),
+            (
+                self.best_metric not in ("bleu", "exact_match") or self.eval_decode_sentences > 0,
+                f"best_metric {self.best_metric!r} needs eval_decode_sentences > 0",
+            ),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _build(cls, data)
+
+    @classmethod
+    def from_preset(cls, name: str | None, **overrides: Any) -> TrainConfig:
+        """The defaults, then the named preset's training settings, then ``overrides``."""
+        from lmvae.presets import get_preset
+
+        preset = get_preset(name)
+        return _build(cls, {**(preset.train if preset else {}), **overrides})
