@@ -298,3 +298,20 @@ def test_probe_errors(run, capsys, tmp_path, extra, fragment):
 def test_probe_missing_data(run, capsys, tmp_path):
     code = main(["probe", run["best"], "--data", str(tmp_path / "none.jsonl")])
     _one_error_line(capsys, code, "probe data not found")
+
+
+def test_train_records_the_default_layout_and_a_preset(run, backbones, tmp_path):
+    default = json.loads((run["out"] / "best" / "config.json").read_text())
+    assert default["preset"] is None and default["decoder"]["injection"] == "prompt"
+    argv = _train_argv(run, backbones, tmp_path, **{"--preset": "tiny", "--latent-size": "8"})
+    assert main(argv) == 0
+    tiny = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
+    assert tiny["preset"] == "tiny" and tiny["decoder"]["injection"] == "prefix"
+    assert tiny["encoder"]["layer"] == 0
+    state = json.loads((tmp_path / "out" / "best" / "trainer_state.json").read_text())
+    assert state["train_config"]["lr"] == 1e-2  # the preset's, as no --lr was given
+
+
+def test_error_unknown_preset(run, backbones, tmp_path, capsys):
+    code = main(_train_argv(run, backbones, tmp_path, **{"--preset": "huge"}))
+    _one_error_line(capsys, code, "unknown preset 'huge'")
