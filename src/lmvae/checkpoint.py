@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from lmvae.backbones import fingerprint, resolve
 from lmvae.config import BackboneRef, VAEConfig
 from lmvae.errors import ConfigError, LoadError
+from lmvae.textfiles import atomic_write
 
 if TYPE_CHECKING:
     from lmvae.model import LanguageVAE
@@ -31,18 +32,6 @@ CARD_NAME = "README.md"
 OPTIMIZER_NAME = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 BUNDLED = {"encoder": "encoder", "decoder": "decoder"}
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename tmp_path to path in one step."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _portable_ref(ref: BackboneRef, model_base: str | None, target: Path) -> BackboneRef:
@@ -81,9 +70,9 @@ def save_pretrained(
         else:
             section.backbone = _portable_ref(section.backbone, model.base_dir, target)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
-    _atomic_write(target / WEIGHTS_NAME, lambda p: save_file(weights, p, metadata={"format": "pt"}))
-    _atomic_write(target / CONFIG_NAME, config.to_json)
-    _atomic_write(target / CARD_NAME, lambda p: Path(p).write_text(model_card(config, metrics)))
+    atomic_write(target / WEIGHTS_NAME, lambda p: save_file(weights, p, metadata={"format": "pt"}))
+    atomic_write(target / CONFIG_NAME, config.to_json)
+    atomic_write(target / CARD_NAME, lambda p: Path(p).write_text(model_card(config, metrics)))
     return target
 
 
@@ -217,8 +206,8 @@ def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
             else:
                 scalars[key] = value
     meta = {"param_groups": state["param_groups"], "scalars": scalars}
-    _atomic_write(folder / OPTIMIZER_NAME, lambda p: save_file(tensors, p))
-    _atomic_write(folder / OPTIMIZER_META, lambda p: Path(p).write_text(json.dumps(meta)))
+    atomic_write(folder / OPTIMIZER_NAME, lambda p: save_file(tensors, p))
+    atomic_write(folder / OPTIMIZER_META, lambda p: Path(p).write_text(json.dumps(meta)))
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:

@@ -1,12 +1,17 @@
-"""Reading the text files users bring: UTF-8 (a byte-order mark dropped) and JSON Lines.
+"""Reading the text files users bring: UTF-8 (a byte-order mark dropped) and JSON Lines; and
+writing files atomically.
 
 Every reader of corpora, annotations and probe data goes through here, so they agree on
-encodings, line splitting and the one-line errors a bad file gets.
+encodings, line splitting and the one-line errors a bad file gets; every file lmvae writes for
+keeps goes through :func:`atomic_write`, so an interrupted write never leaves half a file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +38,17 @@ def jsonl_records(path: Path) -> list[tuple[str, Any]]:
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
     return records
+
+
+def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over
+    ``path`` in one step; the temporary file never outlives the call."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

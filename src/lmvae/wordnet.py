@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmvae.errors import DataError
+from lmvae.textfiles import atomic_write
 
 #: Where Debian's wordnet-base puts the database.
 DEFAULT_ROOT = "/usr/share/wordnet"
@@ -41,11 +41,13 @@ class WordNetCorpus:
         """Write train.txt, heldout.txt (one sentence a line) and meta.json."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for name, lines in (("train.txt", self.train), ("heldout.txt", self.heldout)):
-            tmp = out / f".{name}.tmp"
-            tmp.write_text("".join(line + "\n" for line in lines))
-            os.replace(tmp, out / name)
-        (out / "meta.json").write_text(json.dumps(self.meta, indent=2) + "\n")
+        files = {
+            "train.txt": "".join(line + "\n" for line in self.train),
+            "heldout.txt": "".join(line + "\n" for line in self.heldout),
+            "meta.json": json.dumps(self.meta, indent=2) + "\n",
+        }
+        for name, text in files.items():
+            atomic_write(out / name, lambda p, text=text: Path(p).write_text(text, "utf-8"))
 
 
 def _clean(text: str) -> str:

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -112,13 +110,10 @@ def _check_unconditioned(vae) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write beside the target, then rename over it: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from lmvae.textfiles import atomic_write
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, lambda p: Path(p).write_text(text, encoding="utf-8"))
     except OSError as e:
         raise LmvaeError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
