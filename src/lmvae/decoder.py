@@ -25,6 +25,7 @@ from lmvae.config import DecoderConfig
 from lmvae.errors import ConfigError
 from lmvae.head import HeadQuirks, head_cross_entropy, head_logits
 from lmvae.injection import LatentInjector
+from lmvae.precision import eager_attention
 
 IGNORE_INDEX = -100
 
@@ -229,33 +230,25 @@ class LatentDecoder(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor,
         label_ids: Tensor | None = None,
+        attentions: list | None = None,
     ) -> Tensor:
         """Teacher-forced last hidden states (B, T, H) of the LM given z (and the label id
-        (B, T) of the token each position predicts, when annotation-conditioned)."""
+        (B, T) of the token each position predicts, when annotation-conditioned); each
+        layer's attention weights are appended to ``attentions`` when given."""
         cache, offset = self.prefix(z)
         positions = position_ids(attention_mask) + self.position_offset
         mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
         offset = self._label_offset(offset, label_ids)
-        return self._run(input_ids, mask, positions, cache, offset)
+        return self._run(input_ids, mask, positions, cache, offset, attentions)
 
     @torch.no_grad()
     def slot_attention(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Attention mass (layers, B, T) each layer puts on the injected slots (or the soft
         prompt) at each position, averaged over heads: are the slots ignored, or do they swamp
         the sentence's own context?  Runs the eager attention, which reports its weights."""
-        cache, offset = self.prefix(z)
-        positions = position_ids(attention_mask) + self.position_offset
-        mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
         attentions: list[Tensor] = []
-        previous = getattr(self.lm.config, "_attn_implementation", None)
-        switch = previous != "eager" and hasattr(self.lm, "set_attn_implementation")
-        if switch:
-            self.lm.set_attn_implementation("eager")
-        try:
-            self._run(input_ids, mask, positions, cache, offset, attentions)
-        finally:
-            if switch:
-                self.lm.set_attn_implementation(previous)
+        with eager_attention(self.lm):
+            self.hidden_states(z, input_ids, attention_mask, attentions=attentions)
         if not attentions or attentions[0] is None:
             raise ConfigError("this decoder does not report its attention weights")
         # (B, heads, T, slots + T) per layer -> mass on the first `slots` keys.

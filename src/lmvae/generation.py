@@ -102,13 +102,13 @@ def generate_batches(
     batch_size: int = 64,
 ) -> list[list[int]]:
     """:func:`generate` over z (N, D) in batches of ``batch_size``; label_ids (N, L)."""
+    config.validate()
     out: list[list[int]] = []
     with decoding_precision(decoder, config):  # once, not per batch
         for i in range(0, z.shape[0], batch_size):
             labels = None if label_ids is None else label_ids[i : i + batch_size].to(z.device)
-            out.extend(
-                generate(decoder, z[i : i + batch_size], bos_id, eos_id, config, generator, labels)
-            )
+            rows = z[i : i + batch_size]
+            out.extend(_generate(decoder, rows, bos_id, eos_id, config, generator, labels))
     return out
 
 

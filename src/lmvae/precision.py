@@ -9,6 +9,7 @@ not a round trip) before evaluation and at the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -86,13 +87,22 @@ def cpu_bf16_decoder(decoder_lm: nn.Module, weights: FrozenCast | None = None) -
 
     weights = weights or FrozenCast(decoder_lm, torch.bfloat16)
     config = getattr(decoder_lm, "config", None)
-    attention = getattr(config, "_attn_implementation", None)
-    switch = attention == "sdpa" and hasattr(decoder_lm, "set_attn_implementation")
-    with weights.active(), sdpa_kernel([SDPBackend.MATH]):
+    sdpa = getattr(config, "_attn_implementation", None) == "sdpa"
+    eager = eager_attention(decoder_lm) if sdpa else contextlib.nullcontext()
+    with weights.active(), sdpa_kernel([SDPBackend.MATH]), eager:
+        yield
+
+
+@contextmanager
+def eager_attention(lm: nn.Module) -> Iterator[None]:
+    """The model's attention written out (matmul, softmax, matmul) inside the block, where the
+    model can switch implementations; its own implementation is restored after."""
+    previous = getattr(getattr(lm, "config", None), "_attn_implementation", None)
+    switch = previous != "eager" and hasattr(lm, "set_attn_implementation")
+    if switch:
+        lm.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
         if switch:
-            decoder_lm.set_attn_implementation("eager")
-        try:
-            yield
-        finally:
-            if switch:
-                decoder_lm.set_attn_implementation(attention)
+            lm.set_attn_implementation(previous)
