@@ -395,3 +395,23 @@ def randomize_trainable(vae, seed: int, std: float = 0.3) -> None:
         for p in vae.parameters():
             if p.requires_grad:
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def latents(batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
+    """Seeded latents (batch, size) for the decoder tests."""
+    return torch.randn(batch, size, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def teacher_forced_logits(dec, z, batch) -> torch.Tensor:
+    """Logits (B, T, V) of one teacher-forced pass."""
+    return dec.logits(dec.hidden_states(z, batch["input_ids"], batch["attention_mask"]))
+
+
+@torch.no_grad()
+def incremental_logits(dec, z, input_ids) -> torch.Tensor:
+    """Logits (B, T, V) from start(z) + one cached step per gold token."""
+    state = dec.start(z)
+    return torch.stack(
+        [dec.step(input_ids[:, t : t + 1], state) for t in range(input_ids.shape[1])], 1
+    )

@@ -8,6 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from support import DECODER_IDS
+from support import incremental_logits as _incremental
+from support import latents as _z
+from support import teacher_forced_logits as _teacher_forced
 from transformers import DynamicCache
 
 from lmvae.cache import position_ids, prefix_attention_mask
@@ -41,25 +44,6 @@ def vaes(make_vae):
         return cache[key]
 
     return get
-
-
-def _z(batch, seed=0):
-    return torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed))
-
-
-def _teacher_forced(dec, z, batch):
-    with torch.no_grad():
-        return dec.logits(dec.hidden_states(z, batch["input_ids"], batch["attention_mask"]))
-
-
-def _incremental(dec, z, input_ids):
-    """Logits (B, T, V) from start(z) + one step per gold token."""
-    out = []
-    with torch.no_grad():
-        state = dec.start(z)
-        for t in range(input_ids.shape[1]):
-            out.append(dec.step(input_ids[:, t : t + 1], state))
-    return torch.stack(out, 1)
 
 
 def _assert_close_on_real(a, b, mask):

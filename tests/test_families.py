@@ -16,6 +16,9 @@ import types
 import pytest
 import torch
 from support import CORPUS, FAMILY_DECODER_SPECS, FAMILY_IDS, HEADS, HIDDEN, LAYERS
+from support import incremental_logits as _incremental
+from support import latents as _z
+from support import teacher_forced_logits as _teacher_forced
 
 from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.backbones import load_decoder
@@ -38,25 +41,6 @@ def vaes(make_vae):
         return cache[name]
 
     return get
-
-
-def _z(batch, seed=0):
-    return torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed))
-
-
-def _teacher_forced(dec, z, batch):
-    with torch.no_grad():
-        return dec.logits(dec.hidden_states(z, batch["input_ids"], batch["attention_mask"]))
-
-
-def _incremental(dec, z, input_ids):
-    """Logits (B, T, V) from start(z) + one step per gold token."""
-    out = []
-    with torch.no_grad():
-        state = dec.start(z)
-        for t in range(input_ids.shape[1]):
-            out.append(dec.step(input_ids[:, t : t + 1], state))
-    return torch.stack(out, 1)
 
 
 @pytest.mark.parametrize("name", FAMILY_IDS)

@@ -9,6 +9,9 @@ import json
 import pytest
 import torch
 from support import CORPUS, DECODER_IDS, randomize_trainable
+from support import incremental_logits as _incremental
+from support import latents as _z
+from support import teacher_forced_logits as _teacher_forced
 
 from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.errors import ConfigError
@@ -26,23 +29,6 @@ def _vae(make_vae, dec="gpt2", mode="per_position", **opts):
         torch.manual_seed(1)
         torch.nn.init.normal_(vae.decoder.injector.embed.weight, std=0.5)
     return vae.eval()
-
-
-def _z(batch, seed=0):
-    return torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def _teacher_forced(dec, z, batch):
-    return dec.logits(dec.hidden_states(z, batch["input_ids"], batch["attention_mask"]))
-
-
-@torch.no_grad()
-def _incremental(dec, z, input_ids):
-    state = dec.start(z)
-    return torch.stack(
-        [dec.step(input_ids[:, t : t + 1], state) for t in range(input_ids.shape[1])], 1
-    )
 
 
 @pytest.mark.parametrize("mode", ["per_position", "memory", "prompt"])
