@@ -1,7 +1,9 @@
 """The ``lmvae`` command line: thin wrappers that parse, call the library and print.
 
-Every command that prints results takes ``--format text|jsonl|json``.  Bad input ends with a
-one-line ``error: ...`` on stderr and exit code 2, never a traceback from inside torch.
+Every command that prints results takes ``--format text|jsonl|json``.  Whatever goes wrong ends
+with exit code 2 and no traceback: a usage error with click's usage block and the problem on
+stderr, anything else with one ``error: ...`` line.  ``--debug`` (anywhere on the command line)
+or ``LMVAE_DEBUG=1`` prints the traceback as well.
 
 One module per group of commands; the commands are registered here, in the order
 ``lmvae --help`` lists them.
@@ -9,8 +11,11 @@ One module per group of commands; the commands are registered here, in the order
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
+import traceback
 
 import typer
 
@@ -21,7 +26,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Variational autoencoders made from frozen pretrained language models.",
+    help="Variational autoencoders made from frozen pretrained language models.  Add --debug "
+    "(or set LMVAE_DEBUG=1) to see the traceback of an error.",
 )
 for command in (
     train.train,
@@ -36,30 +42,61 @@ for command in (
 ):
     app.command()(command)
 
+USAGE_EXIT = 2  # click's code for usage errors; lmvae uses it for every error a user can fix
+
+
+def _click_exceptions() -> list:
+    """click's exception modules: typer's bundled copy and, where installed, click itself
+    (older typers raise those)."""
+    found = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        with contextlib.suppress(ImportError):
+            found.append(importlib.import_module(name))
+    return found
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of an exception's message, prefixed by its type when that says more."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, LmvaeError):
+        return text
+    if isinstance(e, MemoryError) or "out of memory" in text or "can't allocate" in text:
+        return f"out of memory: {text or type(e).__name__}"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning lmvae's own errors into one line on stderr."""
+    """Entry point: run the app; every failure becomes a message on stderr and exit code 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("LMVAE_DEBUG", "") not in ("", "0") or "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    modules = _click_exceptions()
+    usage_errors = tuple(m.UsageError for m in modules)
+    click_errors = tuple(m.ClickException for m in modules)
+    exits = tuple({typer.Exit, *(getattr(m, "Exit", typer.Exit) for m in modules)})
+    aborts = tuple({typer.Abort, *(getattr(m, "Abort", typer.Abort) for m in modules)})
+    if not args:
+        args = ["--help"]  # no arguments: the help, on standard output
     try:
-        app(args=argv, standalone_mode=False)
-    except LmvaeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"error: {e.strerror}: {e.filename}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        app(args=args, standalone_mode=False)
+    except usage_errors as e:
+        e.show()
+        return USAGE_EXIT
+    except click_errors as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return USAGE_EXIT
+    except exits as e:
+        return e.exit_code
+    except (KeyboardInterrupt, *aborts):
         print("interrupted", file=sys.stderr)
         return 130
-    except typer.Exit as e:
-        return e.exit_code
-    except Exception as e:  # click's usage errors carry their own formatting
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        raise
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return USAGE_EXIT
     return 0
