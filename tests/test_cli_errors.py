@@ -3,6 +3,7 @@ and a message naming the problem, never a traceback; --debug / LMVAE_DEBUG shows
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,120 @@ def test_console_script_usage_error_in_a_subprocess():
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "--strategy" in done.stderr
+
+
+# -- every other failure: one line, exit 2; --debug shows the traceback ---------------------------
+
+
+def _one_error_line(capsys, code, *fragments):
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_debug_flag_and_environment_show_the_traceback(capsys, tmp_path, monkeypatch):
+    missing = str(tmp_path / "none")
+    _one_error_line(capsys, main(["generate", missing]), "not an lmvae model folder")
+    for argv, env in ((["generate", missing, "--debug"], ""), (["generate", missing], "1")):
+        monkeypatch.setenv("LMVAE_DEBUG", env)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_an_unexpected_exception_is_one_line(capsys, monkeypatch):
+    import lmvae.cli.inference as inference
+
+    def boom(*_):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(inference, "load_model", boom)
+    _one_error_line(capsys, main(["generate", "m"]), "RuntimeError: something broke")
+    monkeypatch.setattr(inference, "load_model", lambda *_: (_ for _ in ()).throw(MemoryError()))
+    _one_error_line(capsys, main(["generate", "m"]), "out of memory")
+
+
+@pytest.mark.parametrize(
+    "device, fragment",
+    [("banana", "unknown --device"), ("cuda:99", "cuda:99"), ("cpu:x", "unknown --device")],
+)
+def test_unusable_device_is_refused_before_loading(capsys, tmp_path, device, fragment):
+    # The model folder does not exist: the device is checked first.
+    code = main(["generate", str(tmp_path / "none"), "--device", device])
+    _one_error_line(capsys, code, fragment)
+
+
+def test_cuda_without_cuda(capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["generate", str(tmp_path / "none"), "--device", "cuda:0"])
+    _one_error_line(capsys, code, "no cuda device")
+
+
+def _train(tmp_path, *extra):
+    return ["train", "--encoder", "e", "--decoder", "d", "--data", "x.txt", *extra]
+
+
+def test_out_at_an_existing_file_is_refused_first(capsys, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for argv in (
+        _train(tmp_path, "--out", str(afile)),
+        ["probe", "m", "--data", "demo", "--out", str(afile)],
+        ["corpus", "wordnet", "--out", str(afile)],
+        ["demo", "--out", str(afile)],
+        ["evaluate", "m", "--data", "x.txt", "--out", str(tmp_path)],
+        _train(tmp_path, "--out", str(afile / "below")),
+    ):
+        _one_error_line(capsys, main(argv), str(afile.parent))
+    assert afile.read_text() == "keep me"
+
+
+def test_out_in_a_read_only_folder_is_refused_first(capsys, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root writes through permissions: make the write fail instead
+        import errno
+        import tempfile
+
+        def read_only(*_, **__):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    else:
+        locked.chmod(0o555)
+    try:
+        for argv in (
+            _train(tmp_path, "--out", str(locked / "run")),
+            ["probe", "m", "--data", "demo", "--out", str(locked / "report")],
+            ["evaluate", "m", "--data", "x.txt", "--out", str(locked / "f.json")],
+        ):
+            _one_error_line(capsys, main(argv), "cannot write", str(locked))
+    finally:
+        locked.chmod(0o755)
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("size, fragment", [("1000000000", "latent_size"), ("-3", "latent_size")])
+def test_absurd_latent_size_is_refused_before_loading(capsys, tmp_path, size, fragment):
+    # The backbones do not exist: the size is checked before anything is loaded.
+    argv = _train(tmp_path, "--out", str(tmp_path / "run"), "--latent-size", size)
+    _one_error_line(capsys, main(argv), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_field_of_the_wrong_type(capsys, tmp_path, make_vae):
+    folder = make_vae().save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder"]["num_slots"] = "eight"
+    (folder / "config.json").write_text(json.dumps(config))
+    _one_error_line(capsys, main(["generate", str(folder), "-n", "1"]), "config.json")
+    config["latent_size"] = "big"
+    (folder / "config.json").write_text(json.dumps(config))
+    _one_error_line(capsys, main(["generate", str(folder), "-n", "1"]), "config.json")

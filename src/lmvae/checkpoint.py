@@ -143,6 +143,8 @@ def load_config(name_or_path: str | Path, revision: str | None = None) -> tuple[
         return VAEConfig.from_json(config_file), folder
     except ConfigError as e:
         raise LoadError(f"{config_file}: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:  # a setting of the wrong type
+        raise LoadError(f"{config_file}: a setting has the wrong type ({e})") from None
 
 
 def load_pretrained(

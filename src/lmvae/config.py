@@ -23,6 +23,9 @@ SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
 #: The config format this lmvae writes.  2: decoder.slot_init and backbone fingerprints (a
 #: format-1 config means slot_init "random", which is what those models were trained with).
 FORMAT_VERSION = 2
+#: Bound on the latent size: far above any useful one, and refused before the heads are
+#: allocated (a typo of a few digits would otherwise fail inside the allocator).
+MAX_LATENT_SIZE = 65536
 
 
 @dataclass
@@ -227,8 +230,12 @@ class VAEConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first setting that cannot work."""
+        if isinstance(self.latent_size, bool) or not isinstance(self.latent_size, int):
+            raise ConfigError(f"latent_size must be an integer, got {self.latent_size!r}")
         if self.latent_size < 1:
             raise ConfigError(f"latent_size must be >= 1, got {self.latent_size}")
+        if self.latent_size > MAX_LATENT_SIZE:
+            raise ConfigError(f"latent_size must be <= {MAX_LATENT_SIZE}, got {self.latent_size}")
         if self.encoder.pooling not in ("mean", "cls", "last"):
             raise ConfigError(
                 f"encoder pooling must be mean, cls or last, got {self.encoder.pooling!r}"

@@ -5,11 +5,15 @@ model loading.  Heavy imports (torch, the model) stay inside functions so `lmvae
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from lmvae.errors import LmvaeError
 
 
 class Format(str, Enum):
@@ -43,7 +47,54 @@ def set_threads(threads: int | None) -> None:
 def load_model(model: str, device: str | None):
     from lmvae.model import LanguageVAE
 
+    check_device(device)
     return LanguageVAE.from_pretrained(model, device=device)
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device torch cannot name or this machine does not have, before any loading."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise LmvaeError(f"unknown --device {device!r}: use cpu, cuda, cuda:N or mps") from None
+    backend = getattr(torch, dev.type, None) if dev.type != "cpu" else None
+    if dev.type == "mps":
+        backend = torch.backends.mps
+    if dev.type != "cpu" and not (backend is not None and backend.is_available()):
+        raise LmvaeError(f"--device {device}: no {dev.type} device on this machine")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if dev.index is not None and dev.type != "cpu" and dev.index >= count:
+        raise LmvaeError(f"--device {device}: this machine has {count} {dev.type} device(s)")
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: Path, option: str = "--out", folder: bool = True) -> None:
+    """Refuse an output path that cannot be written (a file where a folder goes or the other
+    way round, a read-only place) before any long work; writes nothing that stays."""
+    if path.exists() and folder and not path.is_dir():
+        raise LmvaeError(f"cannot write {option} {path}: it is a file; give a folder")
+    if path.exists() and not folder and path.is_dir():
+        raise LmvaeError(f"cannot write {option} {path}: it is a folder; give a file name")
+    base = _nearest_existing(path if folder else path.parent)
+    if not base.is_dir():
+        raise LmvaeError(f"{option} {path}: {base} is a file, not a folder")
+    try:  # os.access says yes to root on a read-only mount: try it
+        with tempfile.TemporaryFile(dir=base, prefix=".lmvae-write-check"):
+            pass
+    except OSError as e:
+        raise LmvaeError(f"{option} {path}: cannot write in {base} ({e.strerror})") from None
+    if not os.access(base, os.W_OK):
+        raise LmvaeError(f"{option} {path}: {base} is not writable")
 
 
 ModelArg = Annotated[

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from lmvae.cli.common import check_writable
+
 
 def corpus(
     name: Annotated[str, typer.Argument(help="Which corpus: wordnet.")],
@@ -25,6 +27,7 @@ def corpus(
 
     if name != "wordnet":
         raise DataError(f"unknown corpus {name!r}: the one built in is wordnet")
+    check_writable(out)
     built = build_corpus(root, heldout_fraction, seed)
     built.save(out)
     print(json.dumps(built.meta["sentences"]), file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import ThreadsOpt, set_threads
+from lmvae.cli.common import ThreadsOpt, check_writable, set_threads
 
 
 def demo(
@@ -23,4 +23,6 @@ def demo(
     from lmvae.demo.run import run_demo
 
     set_threads(threads)
+    if out is not None:
+        check_writable(out)
     run_demo(out_dir=out, epochs=epochs, seed=seed, progress=progress)

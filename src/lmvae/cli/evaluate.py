@@ -16,6 +16,8 @@ from lmvae.cli.common import (
     ModelArg,
     TextFieldOpt,
     ThreadsOpt,
+    check_device,
+    check_writable,
     load_model,
     set_threads,
 )
@@ -53,6 +55,9 @@ def evaluate(
     set_threads(threads)
     if max_sentences < 1:
         raise LmvaeError(f"--max-sentences must be >= 1, got {max_sentences}")
+    if out is not None:
+        check_writable(out, folder=False)
+    check_device(device)
     texts = read_corpus(data, text_field)[:max_sentences]
     vae = load_model(model, device)
     _check_unconditioned(vae)

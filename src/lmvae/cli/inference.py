@@ -17,6 +17,7 @@ from lmvae.cli.common import (
     ModelArg,
     TextFieldOpt,
     ThreadsOpt,
+    check_device,
     emit,
     load_model,
     set_threads,
@@ -87,6 +88,7 @@ def encode(
     from lmvae.objective import reparameterize
 
     set_threads(threads)
+    check_device(device)
     vae = load_model(model, device)
     texts, labels = _read_for_model(vae, data, text_field)
     mu, lv = vae.posterior(texts, word_labels=labels)
@@ -123,6 +125,7 @@ def reconstruct(
     import torch
 
     set_threads(threads)
+    check_device(device)
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
     vae = load_model(model, device)
     texts, labels = _read_for_model(vae, data, text_field)
@@ -156,6 +159,7 @@ def generate(
 ) -> None:
     """Decode sentences from latents drawn from the prior (of one category, with --category)."""
     set_threads(threads)
+    check_device(device)
     if n < 1:
         raise LmvaeError(f"--n must be >= 1, got {n}")
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
@@ -180,6 +184,7 @@ def interpolate(
 ) -> None:
     """Decode evenly spaced points between the latents of two sentences."""
     set_threads(threads)
+    check_device(device)
     gen_cfg = _generation(strategy, num_beams, 1.0, 0, 1.0, max_new_tokens)
     vae = load_model(model, device)
     texts = vae.interpolate(start, end, steps=steps, mode=mode, generation=gen_cfg)

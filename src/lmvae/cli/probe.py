@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import DeviceOpt, ThreadsOpt, load_model, set_threads
+from lmvae.cli.common import (
+    DeviceOpt,
+    ThreadsOpt,
+    check_device,
+    check_writable,
+    load_model,
+    set_threads,
+)
 
 
 def probe(
@@ -61,6 +68,8 @@ def probe(
 
     started = time.perf_counter()
     set_threads(threads)
+    check_writable(out)
+    check_device(device)
     chosen = [p.strip() for p in probes.split(",") if p.strip()]
     records = load_probe_data(data, text_field=text_field, roles_field=labels_field)
     vae = load_model(model, device)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import TextFieldOpt, ThreadsOpt, set_threads
+from lmvae.cli.common import TextFieldOpt, ThreadsOpt, check_writable, set_threads
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
 from lmvae.train_config import TrainConfig
@@ -162,6 +162,7 @@ def train(
     from lmvae.training import train as run_training
 
     set_threads(threads)
+    check_writable(out)
     if (data is None) == (annotations is None):
         raise LmvaeError("give the sentences with either --data or --annotations")
     if spacy is not None and annotations is not None:
