@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import torch
 import lmvae.checkpoint as checkpoint
 from lmvae import LanguageVAE
 from lmvae.checkpoint import load_config, replace_directory
-from lmvae.errors import LoadError
+from lmvae.errors import ConfigError, LoadError
 
 TEXTS = ["the cat sat on the mat", "a dog runs in the park"]
 
@@ -238,3 +239,49 @@ def test_push_to_hub_bundles_local_backbones_and_loads_back(make_vae, tmp_path, 
     assert config["encoder"]["backbone"]["name_or_path"] == "encoder"
     loaded = LanguageVAE.from_pretrained("someone/tiny-vae")
     torch.testing.assert_close(loaded.encode(TEXTS), vae.encode(TEXTS))
+
+
+# -- trust comes from the caller, never from a file -----------------------------------------------
+
+
+def _remote_code_backbone(backbones, tmp_path):
+    """A copy of the tiny GPT-2 whose config.json names custom code that leaves a marker file
+    when it runs."""
+    folder = shutil.copytree(backbones.decoder("gpt2"), tmp_path / "remote-code-gpt2")
+    marker = tmp_path / "CODE_RAN"
+    (folder / "marker_config.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import GPT2Config\n\n\n"
+        "class MarkerConfig(GPT2Config):\n"
+        "    pass\n"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "marker_config.MarkerConfig"}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder, marker
+
+
+def test_trust_remote_code_in_a_saved_config_is_ignored(backbones, tmp_path):
+    folder, marker = _remote_code_backbone(backbones, tmp_path)
+    vae = LanguageVAE.from_backbones(str(backbones.encoder("bert")), str(folder), 8)
+    saved = vae.save_pretrained(tmp_path / "vae")
+    config = json.loads((saved / "config.json").read_text())
+    assert config["decoder"]["backbone"]["trust_remote_code"] is False  # never saved as True
+    for side in ("encoder", "decoder"):  # an attacker's edit
+        config[side]["backbone"]["trust_remote_code"] = True
+    (saved / "config.json").write_text(json.dumps(config))
+    vae = LanguageVAE.from_pretrained(saved)
+    assert not marker.exists()
+    assert vae.config.decoder.backbone.trust_remote_code is False
+    with pytest.raises(ConfigError, match="trust_remote_code"):
+        LanguageVAE.from_pretrained(saved, trust_remote_code="yes")
+
+
+def test_trust_remote_code_from_the_caller_runs_the_code(backbones, tmp_path):
+    folder, marker = _remote_code_backbone(backbones, tmp_path)
+    vae = LanguageVAE.from_backbones(str(backbones.encoder("bert")), str(folder), 8)
+    saved = vae.save_pretrained(tmp_path / "vae")
+    with contextlib.suppress(LoadError):  # the custom config class builds no causal LM
+        LanguageVAE.from_pretrained(saved, trust_remote_code=True)
+    assert marker.exists()  # the test above would see the code run if it had

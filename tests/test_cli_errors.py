@@ -190,3 +190,11 @@ def test_a_config_field_of_the_wrong_type(capsys, tmp_path, make_vae):
     config["latent_size"] = "big"
     (folder / "config.json").write_text(json.dumps(config))
     _one_error_line(capsys, main(["generate", str(folder), "-n", "1"]), "config.json")
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "encode", "reconstruct", "generate", "interpolate", "evaluate", "probe"]
+)
+def test_every_command_that_loads_a_model_takes_trust_remote_code(capsys, command):
+    assert main([command, "--help"]) == 0
+    assert "--trust-remote-code" in capsys.readouterr().out

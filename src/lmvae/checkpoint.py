@@ -1,7 +1,9 @@
 """Saving and loading: safetensors of the trainable weights + a JSON config naming the backbones.
 
 No pickle anywhere.  Files are written to a temporary name and renamed into place, so an
-interrupted save never leaves a half-written model behind.
+interrupted save never leaves a half-written model behind.  Whether a backbone's own code may
+run is the loading caller's choice alone (``trust_remote_code``), never a saved file's: a saved
+config records False, and whatever a config.json says is overridden on load.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _portable_ref(ref: BackboneRef, model_base: str | None, target: Path) -> Bac
     if not os.path.exists(source):
         return ref
     relative = os.path.relpath(os.path.realpath(source), os.path.realpath(target))
-    return BackboneRef(relative, ref.revision, ref.trust_remote_code, fingerprint(source))
+    return BackboneRef(relative, ref.revision, False, fingerprint(source))
 
 
 def save_pretrained(
@@ -64,11 +66,10 @@ def save_pretrained(
             folder = target / BUNDLED[side]
             backbone.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
-            section.backbone = BackboneRef(
-                BUNDLED[side], None, section.backbone.trust_remote_code, fingerprint(folder)
-            )
+            section.backbone = BackboneRef(BUNDLED[side], None, False, fingerprint(folder))
         else:
             section.backbone = _portable_ref(section.backbone, model.base_dir, target)
+        section.backbone.trust_remote_code = False  # trust is given at load time, never saved
     weights = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
     atomic_write(target / WEIGHTS_NAME, lambda p: save_file(weights, p, metadata={"format": "pt"}))
     atomic_write(target / CONFIG_NAME, config.to_json)
@@ -155,12 +156,18 @@ def load_pretrained(
     revision: str | None = None,
     device: Any = None,
     check_backbones: bool = True,
+    trust_remote_code: bool = False,
 ) -> LanguageVAE:
     """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are found
     (for a folder whose backbones moved); their architecture must match the saved weights.
     A local backbone whose weights changed since saving is refused unless
-    ``check_backbones=False``."""
+    ``check_backbones=False``.  Backbone code runs only with ``trust_remote_code=True``,
+    whatever the saved config.json says."""
+    if not isinstance(trust_remote_code, bool):
+        raise ConfigError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
     config, folder = load_config(name_or_path, revision)
+    config.encoder.backbone.trust_remote_code = trust_remote_code
+    config.decoder.backbone.trust_remote_code = trust_remote_code
     if encoder is not None:
         config.encoder.backbone.name_or_path = encoder
     if decoder is not None:

@@ -44,11 +44,11 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_model(model: str, device: str | None):
+def load_model(model: str, device: str | None, trust_remote_code: bool = False):
     from lmvae.model import LanguageVAE
 
     check_device(device)
-    return LanguageVAE.from_pretrained(model, device=device)
+    return LanguageVAE.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
 
 
 def check_device(device: str | None) -> None:
@@ -107,6 +107,12 @@ DataOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 DeviceOpt = Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda:0.")]
 ThreadsOpt = Annotated[int | None, typer.Option(help="CPU threads for torch.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Allow code shipped with the backbones to run (never taken from a saved config)."
+    ),
+]
 TextFieldOpt = Annotated[
     str, typer.Option(help="Field or column holding the text in .jsonl/.json/.csv data.")
 ]

@@ -16,6 +16,7 @@ from lmvae.cli.common import (
     ModelArg,
     TextFieldOpt,
     ThreadsOpt,
+    TrustOpt,
     check_device,
     check_writable,
     load_model,
@@ -44,6 +45,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the sampled figures of --full.")] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Evaluate a trained model on held-out sentences: BLEU, loop and EOS rates, NLLs, KL, ..."""
     import time
@@ -59,7 +61,7 @@ def evaluate(
         check_writable(out, folder=False)
     check_device(device)
     texts = read_corpus(data, text_field)[:max_sentences]
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     _check_unconditioned(vae)
     figures = evaluate_model(vae, texts, full=full, seed=seed)
     document = json.dumps(figures, ensure_ascii=False, indent=2) + "\n"

@@ -17,6 +17,7 @@ from lmvae.cli.common import (
     ModelArg,
     TextFieldOpt,
     ThreadsOpt,
+    TrustOpt,
     check_device,
     emit,
     load_model,
@@ -81,6 +82,7 @@ def encode(
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Print the latent vector of each sentence."""
     import torch
@@ -89,7 +91,7 @@ def encode(
 
     set_threads(threads)
     check_device(device)
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     texts, labels = _read_for_model(vae, data, text_field)
     mu, lv = vae.posterior(texts, word_labels=labels)
     gen = torch.Generator(device=mu.device).manual_seed(seed)
@@ -120,6 +122,7 @@ def reconstruct(
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Encode each sentence and decode it back."""
     import torch
@@ -127,7 +130,7 @@ def reconstruct(
     set_threads(threads)
     check_device(device)
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     texts, labels = _read_for_model(vae, data, text_field)
     gen = torch.Generator(device=vae.device).manual_seed(seed)
     outs = vae.reconstruct(texts, sample, labels, generation=gen_cfg, generator=gen)
@@ -156,6 +159,7 @@ def generate(
     ] = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Decode sentences from latents drawn from the prior (of one category, with --category)."""
     set_threads(threads)
@@ -163,7 +167,7 @@ def generate(
     if n < 1:
         raise LmvaeError(f"--n must be >= 1, got {n}")
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     extra = {} if labels is None else {"word_labels": [labels.split()] * n}
     texts = vae.sample_prior(n, seed=seed, generation=gen_cfg, category=category, **extra)
     emit([{"text": t} for t in texts], fmt, text_key="text")
@@ -181,12 +185,13 @@ def interpolate(
     max_new_tokens: MaxTokOpt = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Decode evenly spaced points between the latents of two sentences."""
     set_threads(threads)
     check_device(device)
     gen_cfg = _generation(strategy, num_beams, 1.0, 0, 1.0, max_new_tokens)
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     texts = vae.interpolate(start, end, steps=steps, mode=mode, generation=gen_cfg)
     records = [{"step": i, "t": round(i / (steps - 1), 4), "text": t} for i, t in enumerate(texts)]
     emit(records, fmt, text_key="text")

@@ -11,6 +11,7 @@ import typer
 from lmvae.cli.common import (
     DeviceOpt,
     ThreadsOpt,
+    TrustOpt,
     check_device,
     check_writable,
     load_model,
@@ -59,6 +60,7 @@ def probe(
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
 ) -> None:
     """Probe a trained model's latent space and write an HTML + JSON report."""
     import time
@@ -72,7 +74,7 @@ def probe(
     check_device(device)
     chosen = [p.strip() for p in probes.split(",") if p.strip()]
     records = load_probe_data(data, text_field=text_field, roles_field=labels_field)
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = run_probes(
         vae,
