@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmvae.probes.arithmetic import combine, latent_arithmetic
+from lmvae.probes.arithmetic import analogy, combine, latent_arithmetic
 
 
 def test_combine_known_answers():
@@ -70,3 +70,15 @@ def test_latent_arithmetic_batched(vae, corpus, monkeypatch):
 def test_latent_arithmetic_bad_input(vae, args):
     with pytest.raises(ValueError):
         latent_arithmetic(vae, *args)
+
+
+def test_analogy_decodes_a_minus_b_plus_c(vae, corpus):
+    a, b, c = corpus[:3]
+    out = analogy(vae, a, b, c, max_new_tokens=4)
+    z = vae.encode([a, b, c])
+    expected = z[0] - z[1] + z[2]
+    torch.testing.assert_close(torch.tensor(out["z"]), expected, rtol=1e-5, atol=1e-5)
+    assert out["text"] == vae.decode(expected[None], max_new_tokens=4)[0]
+    assert (out["a"], out["b"], out["c"]) == (a, b, c)
+    with pytest.raises(ValueError, match="c must be a sentence"):
+        analogy(vae, a, b, 3)

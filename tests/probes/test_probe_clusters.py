@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lmvae.errors import ConfigError
-from lmvae.probes.clusters import cluster_scores, project
+from lmvae.probes.clusters import cluster_scores, fit_projection, nearest, project
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,28 @@ def test_cluster_scores_errors(blobs):
         cluster_scores(codes, labels[:10])
     with pytest.raises(ConfigError, match="two different labels"):
         cluster_scores(codes, ["x"] * len(codes))
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
+def test_new_codes_fall_near_their_blob(blobs, method):
+    codes, labels = blobs
+    projection = fit_projection(codes, method, seed=3)
+    np.testing.assert_allclose(projection.coords, project(codes, method, seed=3))
+    placed = projection.place(codes[[0, 40, 80]] + 0.01)
+    assert placed.shape == (3, 2)
+    for point, blob in zip(placed, ["a", "b", "c"], strict=True):
+        centre = projection.coords[labels == blob].mean(0)
+        others = [projection.coords[labels == o].mean(0) for o in "abc" if o != blob]
+        assert all(np.linalg.norm(point - centre) < np.linalg.norm(point - o) for o in others)
+    with pytest.raises(ConfigError, match="codes to place"):
+        projection.place(np.zeros((1, 3)))
+
+
+def test_nearest_known_answer():
+    codes = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    index, dist = nearest(codes, np.array([[0.9, 0.0], [4.0, 4.0]]), k=2)
+    assert index.tolist() == [[1, 0], [2, 1]]
+    np.testing.assert_allclose(dist[0], [0.1, 0.9])
+    assert nearest(codes, codes[:1], k=10)[0].shape == (1, 3)
+    with pytest.raises(ConfigError):
+        nearest(codes, np.zeros((1, 3)))

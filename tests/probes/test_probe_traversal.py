@@ -108,9 +108,22 @@ def test_traverse_direction(vae, monkeypatch):
     assert [r["dim"] for r in both] == [1, 1, "direction", "direction"]
 
 
+def test_traverse_at_given_values(vae):
+    """A slider position: one coordinate set to a given value, the rest at the posterior mean."""
+    rows = traverse(vae, SEEDS[:1], dims=[3], values=[1.25], max_new_tokens=4)
+    assert [(r["dim"], r["step"], r["value"]) for r in rows] == [(3, 0, 1.25)]
+    z = vae.encode(SEEDS[:1])
+    z[0, 3] = 1.25
+    assert rows[0]["text"] == vae.decode(z, max_new_tokens=4)[0]
+    assert len(traverse(vae, SEEDS, dims=[0, 1], values=[-1, 0, 1], max_new_tokens=2)) == 12
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
+        {"values": []},
+        {"values": [float("nan")]},
+        {"values": ["x"]},
         {"dims": [8]},
         {"dims": [-1]},
         {"dims": []},

@@ -1,17 +1,18 @@
 """Probes of a trained latent space, using only the public model API.
 
 Traversal of single dimensions or directions, interpolation with a smoothness score (Word
-Mover's Distance over word vectors), latent arithmetic, disentanglement metrics
-(:mod:`lmvae.probes.metrics`, pure functions of arrays) against factors read from role labels,
-cluster maps, linguistic-property and STS probes, latent usage (KL, active units, mutual
-information), and :func:`run_probes` / :func:`write_report` for the HTML + JSON report.
+Mover's Distance over word vectors), latent arithmetic (and the analogy a - b + c), posterior
+samples, disentanglement metrics (:mod:`lmvae.probes.metrics`, pure functions of arrays)
+against factors read from role labels, cluster maps (and where new sentences fall on them),
+linguistic-property and STS probes, latent usage (KL, active units, mutual information), and
+:func:`run_probes` / :func:`write_report` for the HTML + JSON report.
 """
 
 from __future__ import annotations
 
-from .arithmetic import combine, latent_arithmetic
+from .arithmetic import analogy, combine, latent_arithmetic
 from .attention import slot_attention_mass
-from .clusters import cluster_scores, project
+from .clusters import Projection, cluster_scores, fit_projection, nearest, project
 from .disentanglement import disentanglement, factor_matrix, role_factors
 from .interpolation import (
     interpolate,
@@ -30,15 +31,19 @@ from .metrics import (
     mutual_info_matrix,
     sap,
 )
+from .posterior import posterior_samples
 from .properties import probe_properties, sentence_properties
-from .records import ProbeData, load_probe_data
+from .records import LabelledProbeModel, ProbeData, load_probe_data, model_needs
 from .report import find_history, run_probes, write_report
 from .sts import read_sts_pairs, sts_correlation, sts_probe
 from .traversal import traversal_values, traverse, traverse_direction
 from .usage import latent_usage, mutual_information
 
 __all__ = [
+    "LabelledProbeModel",
     "ProbeData",
+    "Projection",
+    "analogy",
     "beta_vae",
     "cluster_scores",
     "combine",
@@ -49,15 +54,19 @@ __all__ = [
     "factor_matrix",
     "factor_vae",
     "find_history",
+    "fit_projection",
     "interpolate",
     "latent_arithmetic",
     "latent_usage",
     "load_probe_data",
     "load_word_vectors",
     "mig",
+    "model_needs",
     "modularity",
     "mutual_info_matrix",
     "mutual_information",
+    "nearest",
+    "posterior_samples",
     "probe_properties",
     "project",
     "read_sts_pairs",

@@ -4,7 +4,8 @@ In a well-structured latent space, vector operations on sentence codes should me
 the average of two sentences' latents decodes to a blend of both, the sum strengthens what they
 share, the difference keeps what ``a`` has and ``b`` lacks (the "analogy" probe of word2vec,
 applied to sentences). This module decodes ``z_a + z_b``, ``z_a - z_b`` and ``(z_a + z_b) / 2``
-of posterior means, so a reader can judge whether such operations give fluent, related text.
+of posterior means, so a reader can judge whether such operations give fluent, related text,
+and :func:`analogy` decodes ``z_a - z_b + z_c`` ("a is to b as what is to c").
 
 Only the public model API is used (``vae.encode``, ``vae.decode``); all pairs and operations are
 decoded in one batched ``vae.decode`` call.
@@ -19,7 +20,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["OPS", "combine", "latent_arithmetic"]
+__all__ = ["OPS", "analogy", "combine", "latent_arithmetic"]
 
 OPS = ("sum", "sub", "avg")
 
@@ -85,3 +86,18 @@ def latent_arithmetic(
     for row, text in zip(rows, texts, strict=True):
         row["text"] = text
     return {"ops": ops, "rows": rows, "texts": list(texts)}
+
+
+def analogy(vae: Any, a: str, b: str, c: str, **generation: Any) -> dict[str, Any]:
+    """Decode ``z_a - z_b + z_c`` of posterior means: what ``a`` has and ``b`` lacks, added to
+    ``c``. ``generation`` goes to ``vae.decode``.
+
+    Returns ``{"a", "b", "c", "z" (the latent, a list), "text"}``.
+    """
+    for name, text in (("a", a), ("b", b), ("c", c)):
+        if not isinstance(text, str):
+            raise ConfigError(f"{name} must be a sentence (a string), got {text!r}")
+    za, zb, zc = vae.encode([a, b, c])
+    z = combine(combine(za, zb, "sub"), zc, "sum")
+    text = vae.decode(z[None], **generation)[0]
+    return {"a": a, "b": b, "c": c, "z": [float(v) for v in z.detach().cpu()], "text": text}

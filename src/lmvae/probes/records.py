@@ -13,11 +13,12 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..textfiles import jsonl_records, read_text
 
-__all__ = ["ProbeData", "load_probe_data"]
+__all__ = ["LabelledProbeModel", "ProbeData", "load_probe_data", "model_needs"]
 
 
 @dataclass
@@ -125,3 +126,51 @@ def load_probe_data(
     if not keep:
         raise DataError(f"probe data has no sentences: {path}")
     return data if len(keep) == len(data) else data.subset(keep)
+
+
+def model_needs(vae: Any) -> dict[str, Any]:
+    """What a model must be given beyond text: ``{"word_labels"`` (its encoder reads per-word
+    labels the caller gives), ``"decoder_labels"`` (its decoder takes labels, which it may
+    also generate without when trained with label dropout), ``"label_dropout"``,
+    ``"labels"`` (the vocabulary), ``"category"`` (the sentence label of a mixture prior, or
+    None) and ``"categories"``}``."""
+    config = getattr(vae, "config", None)
+    ann = getattr(config, "annotations", None)
+    prior = getattr(config, "prior", None)
+    labelled = bool(ann is not None and ann.enabled)
+    mixture = prior is not None and prior.kind == "mixture"
+    return {
+        "word_labels": labelled and bool(ann.encoder) and ann.source == "file",
+        "decoder_labels": labelled and bool(ann.decoder),
+        "label_dropout": float(ann.decoder_dropout) if labelled else 0.0,
+        "labels": list(ann.labels) if labelled else [],
+        "category": prior.field if mixture else None,
+        "categories": list(prior.categories) if mixture else [],
+    }
+
+
+class LabelledProbeModel:
+    """A conditioned model seen through the probes' text-only API: ``posterior`` and ``encode``
+    look up each probe sentence's word labels, so every probe works unchanged."""
+
+    def __init__(self, vae: Any, data: ProbeData):
+        self._vae = vae
+        self._rows = dict(zip(data.texts, data.roles or [], strict=False))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._vae, name)
+
+    def _labels(self, texts: Sequence[str]) -> list[list[str]]:
+        missing = [t for t in texts if t not in self._rows]
+        if missing:
+            raise ConfigError(
+                f"no word labels for {missing[0]!r}: the model is conditioned on them"
+            )
+        return [self._rows[t] for t in texts]
+
+    def posterior(self, texts: Sequence[str], batch_size: int = 64) -> Any:
+        return self._vae.posterior(texts, batch_size, word_labels=self._labels(texts))
+
+    def encode(self, texts: Sequence[str], sample: bool = False, batch_size: int = 64,
+               generator: Any = None) -> Any:  # fmt: skip
+        return self._vae.encode(texts, sample, batch_size, generator, self._labels(texts))

@@ -32,7 +32,7 @@ from .clusters import METHODS, cluster_scores, project
 from .disentanglement import cap_values, disentanglement, role_factors
 from .interpolation import interpolate
 from .properties import probe_properties, sentence_properties
-from .records import ProbeData
+from .records import LabelledProbeModel, ProbeData, model_needs
 from .sts import read_sts_pairs, sts_probe
 from .traversal import traverse
 from .usage import latent_usage
@@ -63,41 +63,14 @@ def find_history(model_path: str | Path) -> list[dict[str, Any]] | None:
     return None
 
 
-class _LabelledProbeModel:
-    """A conditioned model seen through the probes' text-only API: ``posterior`` and ``encode``
-    look up each probe sentence's word labels, so every probe works unchanged."""
-
-    def __init__(self, vae: Any, data: ProbeData):
-        self._vae = vae
-        self._rows = dict(zip(data.texts, data.roles or [], strict=False))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._vae, name)
-
-    def _labels(self, texts: Sequence[str]) -> list[list[str]]:
-        missing = [t for t in texts if t not in self._rows]
-        if missing:
-            raise ConfigError(
-                f"no word labels for {missing[0]!r}: the model is conditioned on them"
-            )
-        return [self._rows[t] for t in texts]
-
-    def posterior(self, texts: Sequence[str], batch_size: int = 64) -> Any:
-        return self._vae.posterior(texts, batch_size, word_labels=self._labels(texts))
-
-    def encode(self, texts: Sequence[str], sample: bool = False, batch_size: int = 64,
-               generator: Any = None) -> Any:  # fmt: skip
-        return self._vae.encode(texts, sample, batch_size, generator, self._labels(texts))
-
-
 def _for_probing(vae: Any, data: ProbeData) -> tuple[Any, Any]:
     """The model the probes see and the data :func:`lmvae.evaluate` gets: word labels and
     categories go along where the model is conditioned on them."""
     config = getattr(vae, "config", None)
     ann = getattr(config, "annotations", None)
     prior = getattr(config, "prior", None)
-    needs_labels = bool(ann is not None and ann.enabled and ann.encoder and ann.source == "file")
-    needs_category = prior is not None and prior.kind == "mixture"
+    needs = model_needs(vae)
+    needs_labels, needs_category = needs["word_labels"], needs["category"] is not None
     if not needs_labels and not needs_category:
         return vae, data.texts
     from ..annotations import AnnotatedCorpus
@@ -117,7 +90,7 @@ def _for_probing(vae: Any, data: ProbeData) -> tuple[Any, Any]:
         categories = data.labels[prior.field]
     corpus = AnnotatedCorpus(data.texts, data.roles if ann is not None and ann.enabled else None,
                              categories)  # fmt: skip
-    return (_LabelledProbeModel(vae, data) if needs_labels else vae), corpus
+    return (LabelledProbeModel(vae, data) if needs_labels else vae), corpus
 
 
 def _choose(probes: Sequence[str] | str | None, have_sts: bool) -> list[str]:

@@ -100,6 +100,16 @@ def _check_dims(dims: Sequence[int] | None, size: int) -> list[int]:
     return out
 
 
+def _check_values(values: Sequence[float]) -> list[float]:
+    try:
+        out = [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"values must be numbers, got {values!r}") from None
+    if not out or not all(np.isfinite(out)):
+        raise ConfigError(f"values must be a non-empty list of finite numbers, got {values!r}")
+    return out
+
+
 def _seeds(seed_texts: Sequence[str]) -> list[str]:
     if isinstance(seed_texts, str):
         seed_texts = [seed_texts]
@@ -117,6 +127,7 @@ def traverse(
     steps: int = 7,
     span: str = "posterior",
     quantiles: Sequence[float] = (0.05, 0.95),
+    values: Sequence[float] | None = None,
     **generation: Any,
 ) -> list[dict[str, Any]]:
     """Decode traversals of each seed along latent dimensions and/or a direction.
@@ -125,7 +136,9 @@ def traverse(
     only, only the direction; with both, both. Each seed starts from its posterior mean; the
     traversed coordinate (``z . u`` for a unit direction ``u``, ``z_d`` for a dimension) is set
     to each of :func:`traversal_values` in turn, the rest of ``z`` is unchanged.
-    ``generation`` goes to ``vae.decode`` (e.g. ``strategy="beam"``).
+    ``values`` replaces those quantiles with given coordinates (a slider's positions: the
+    explorer decodes one value at a time). ``generation`` goes to ``vae.decode``
+    (e.g. ``strategy="beam"``).
 
     Returns rows ``{"seed", "dim", "step", "value", "text"}`` ordered by seed, then axis, then
     step; ``dim`` is the dimension index, or ``"direction"``.
@@ -134,6 +147,7 @@ def traverse(
     _check_steps(steps)
     _check_span(span)
     _check_quantiles(quantiles)
+    fixed = None if values is None else _check_values(values)
     size = int(vae.latent_size)
     axes: list[tuple[int | str, torch.Tensor]] = []
     if dims is not None or direction is None:
@@ -150,9 +164,9 @@ def traverse(
             # Mean and variance of the projection z . u under the diagonal posterior.
             m = float(mu[i] @ u)
             v = float((var[i] * u * u).sum())
-            values = traversal_values(m, float(np.log(v)), steps, span, quantiles)
+            walk = traversal_values(m, float(np.log(v)), steps, span, quantiles)
             base = mu[i] - m * u
-            for step, value in enumerate(values):
+            for step, value in enumerate(walk if fixed is None else fixed):
                 points.append(base + float(value) * u)
                 rows.append({"seed": seed, "dim": name, "step": step, "value": float(value)})
     texts = vae.decode(torch.stack(points).float(), **generation)
