@@ -149,3 +149,51 @@ def test_fuse_activations_matches_the_composed_formulas():
         model = fuse_activations(torch.nn.Sequential(torch.nn.Identity(), composed))
         assert isinstance(model[1], torch.nn.GELU)
         torch.testing.assert_close(model(x), composed(x), atol=1e-9, rtol=1e-9)
+
+
+def _pickled_copy(backbones, tmp_path, role="decoder"):
+    """The tiny GPT-2 (or BERT) re-saved as pytorch_model.bin only: a pickle."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    source = backbones.decoder("gpt2") if role == "decoder" else backbones.encoder("bert")
+    folder = shutil.copytree(source, tmp_path / f"pickled-{role}")
+    (folder / "model.safetensors").unlink()
+    cls = AutoModelForCausalLM if role == "decoder" else AutoModel
+    torch.save(cls.from_pretrained(source).state_dict(), folder / "pytorch_model.bin")
+    return folder
+
+
+def test_pickled_backbones_are_refused_unless_allowed(backbones, tmp_path):
+    dec = _pickled_copy(backbones, tmp_path, "decoder")
+    enc = _pickled_copy(backbones, tmp_path, "encoder")
+    with pytest.raises(LoadError, match="pickled weights only.*allow_pickle"):
+        load_decoder(BackboneRef(str(dec)))
+    with pytest.raises(LoadError, match="pickled weights only"):
+        load_encoder(BackboneRef(str(enc)))
+    lm, _ = load_decoder(BackboneRef(str(dec)), allow_pickle=True)
+    assert lm.config.model_type == "gpt2"
+
+
+def test_pickled_backbone_through_the_api_and_the_cli(backbones, tmp_path, capsys):
+    from lmvae import LanguageVAE
+    from lmvae.cli import main
+
+    dec = _pickled_copy(backbones, tmp_path, "decoder")
+    enc = str(backbones.encoder("bert"))
+    with pytest.raises(LoadError, match="pickled"):
+        LanguageVAE.from_backbones(enc, str(dec), 8)
+    vae = LanguageVAE.from_backbones(enc, str(dec), 8, allow_pickle=True)
+    saved = vae.save_pretrained(tmp_path / "vae")
+    with pytest.raises(LoadError, match="pickled"):
+        LanguageVAE.from_pretrained(saved)
+    LanguageVAE.from_pretrained(saved, allow_pickle=True)
+    data = tmp_path / "d.txt"
+    data.write_text("a b\nc d\n")
+    argv = ["train", "--encoder", enc, "--decoder", str(dec), "--data", str(data)]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--allow-pickle" in err
+    assert not (tmp_path / "run").exists()
+    assert main(["generate", str(saved), "-n", "1"]) == 2
+    assert "pickled" in capsys.readouterr().err

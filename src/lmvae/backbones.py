@@ -1,7 +1,9 @@
 """Loading the frozen backbones: the only module that calls ``from_pretrained`` on them.
 
 A backbone is named by a hub id or a local folder.  Saved VAEs may refer to a folder by a path
-relative to the VAE's own folder, so that a moved directory tree still loads.
+relative to the VAE's own folder, so that a moved directory tree still loads.  Weights load from
+safetensors or GGUF only: a pickled checkpoint (``pytorch_model.bin``) can run code when it is
+read, so it is refused unless the caller passes ``allow_pickle=True``.
 """
 
 from __future__ import annotations
@@ -100,6 +102,28 @@ def fingerprint(source: str | Path) -> str | None:
     return digest.hexdigest()[:16]
 
 
+#: Weight files that torch.load unpickles.
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def weights_kwargs(source: str, ref: BackboneRef, role: str, allow_pickle: bool) -> dict:
+    """``from_pretrained`` keywords that keep pickles out: a local folder holding only pickled
+    weights is refused by name, and transformers is told to read safetensors only."""
+    if allow_pickle or is_gguf(source):
+        return {}
+    folder = Path(source)
+    if folder.is_dir():
+        files = [p.name for p in folder.iterdir() if p.is_file()]
+        pickles = [f for f in files if f.endswith(_PICKLE_SUFFIXES)]
+        if pickles and not any(f.endswith(".safetensors") for f in files):
+            raise LoadError(
+                f"the {role} {ref.name_or_path!r} holds pickled weights only ({pickles[0]}), "
+                "which can run code when loaded: convert them to safetensors, or allow pickles "
+                "(allow_pickle=True; --allow-pickle) if you trust their source"
+            )
+    return {"use_safetensors": True}
+
+
 def _load_config(source: str, ref: BackboneRef, role: str):
     source, extra = source_kwargs(source)
     try:
@@ -179,14 +203,19 @@ def fuse_activations(model: nn.Module) -> nn.Module:
 
 
 def load_encoder(
-    ref: BackboneRef, base_dir: str | Path | None = None, dtype: torch.dtype | None = None
+    ref: BackboneRef,
+    base_dir: str | Path | None = None,
+    dtype: torch.dtype | None = None,
+    allow_pickle: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a frozen text encoder: an encoder-only LM, the encoder stack of an encoder-decoder
     model (T5), or a decoder-only LM whose hidden states are pooled."""
     source = resolve(ref, base_dir)
+    safe = weights_kwargs(source, ref, "encoder", allow_pickle)
     config = _load_config(source, ref, "encoder")
     tok = _load_tokenizer(source, ref, "encoder")
     source, extra = source_kwargs(source)
+    extra.update(safe)
     kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code, **extra}
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -216,13 +245,18 @@ def load_encoder(
 
 
 def load_decoder(
-    ref: BackboneRef, base_dir: str | Path | None = None, dtype: torch.dtype | None = None
+    ref: BackboneRef,
+    base_dir: str | Path | None = None,
+    dtype: torch.dtype | None = None,
+    allow_pickle: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a frozen causal LM and its tokenizer."""
     source = resolve(ref, base_dir)
+    safe = weights_kwargs(source, ref, "decoder", allow_pickle)
     _load_config(source, ref, "decoder")
     tok = _load_tokenizer(source, ref, "decoder")
     source, extra = source_kwargs(source)
+    extra.update(safe)
     kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code, **extra}
     if dtype is not None:
         kwargs["dtype"] = dtype

@@ -157,12 +157,14 @@ def load_pretrained(
     device: Any = None,
     check_backbones: bool = True,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> LanguageVAE:
     """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are found
     (for a folder whose backbones moved); their architecture must match the saved weights.
     A local backbone whose weights changed since saving is refused unless
     ``check_backbones=False``.  Backbone code runs only with ``trust_remote_code=True``,
-    whatever the saved config.json says."""
+    whatever the saved config.json says, and pickled backbone weights load only with
+    ``allow_pickle=True``."""
     if not isinstance(trust_remote_code, bool):
         raise ConfigError(f"trust_remote_code must be True or False, got {trust_remote_code!r}")
     config, folder = load_config(name_or_path, revision)
@@ -182,7 +184,7 @@ def load_pretrained(
                     f"(weights fingerprint {now}, saved {ref.fingerprint}): its trained "
                     "projections may not fit; pass check_backbones=False to load anyway"
                 )
-    model = cls.from_config(config, base_dir=folder)
+    model = cls.from_config(config, base_dir=folder, allow_pickle=allow_pickle)
     load_trainable_weights(model, folder)
     if device is not None:
         model.to(device)

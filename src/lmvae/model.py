@@ -88,22 +88,34 @@ class LanguageVAE(nn.Module):
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_backbones(
-        cls, encoder: str, decoder: str, latent_size: int = 32, seed: int = 0, **kwargs: Any
+        cls,
+        encoder: str,
+        decoder: str,
+        latent_size: int = 32,
+        seed: int = 0,
+        allow_pickle: bool = False,
+        **kwargs: Any,
     ) -> LanguageVAE:
         """A fresh VAE from an encoder and a decoder name (hub id or folder).
 
         Keyword options go to :meth:`VAEConfig.create`, e.g. ``encoder_layer=0``,
-        ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_rank=64``.
+        ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_rank=64``.  Backbones
+        load from safetensors or GGUF; ``allow_pickle=True`` also reads pickled weights.
         """
-        return cls.from_config(VAEConfig.create(encoder, decoder, latent_size, **kwargs), seed=seed)
+        config = VAEConfig.create(encoder, decoder, latent_size, **kwargs)
+        return cls.from_config(config, seed=seed, allow_pickle=allow_pickle)
 
     @classmethod
     def from_config(
-        cls, config: VAEConfig, base_dir: str | Path | None = None, seed: int = 0
+        cls,
+        config: VAEConfig,
+        base_dir: str | Path | None = None,
+        seed: int = 0,
+        allow_pickle: bool = False,
     ) -> LanguageVAE:
         """Load the backbones a config names and build untrained heads (seeded) around them."""
-        enc, enc_tok = load_encoder(config.encoder.backbone, base_dir)
-        dec, dec_tok = load_decoder(config.decoder.backbone, base_dir)
+        enc, enc_tok = load_encoder(config.encoder.backbone, base_dir, allow_pickle=allow_pickle)
+        dec, dec_tok = load_decoder(config.decoder.backbone, base_dir, allow_pickle=allow_pickle)
         model = cls(config, enc, enc_tok, dec, dec_tok, seed=seed)
         model.base_dir = str(base_dir) if base_dir is not None else None
         return model

@@ -44,11 +44,15 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_model(model: str, device: str | None, trust_remote_code: bool = False):
+def load_model(
+    model: str, device: str | None, trust_remote_code: bool = False, allow_pickle: bool = False
+):
     from lmvae.model import LanguageVAE
 
     check_device(device)
-    return LanguageVAE.from_pretrained(model, device=device, trust_remote_code=trust_remote_code)
+    return LanguageVAE.from_pretrained(
+        model, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+    )
 
 
 def check_device(device: str | None) -> None:
@@ -111,6 +115,13 @@ TrustOpt = Annotated[
     bool,
     typer.Option(
         help="Allow code shipped with the backbones to run (never taken from a saved config)."
+    ),
+]
+PickleOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Also load backbones whose weights are pickles (pytorch_model.bin), which can run "
+        "code when read; by default only safetensors and GGUF load."
     ),
 ]
 TextFieldOpt = Annotated[

@@ -14,6 +14,7 @@ from lmvae.cli.common import (
     DataOpt,
     DeviceOpt,
     ModelArg,
+    PickleOpt,
     TextFieldOpt,
     ThreadsOpt,
     TrustOpt,
@@ -46,6 +47,7 @@ def evaluate(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Evaluate a trained model on held-out sentences: BLEU, loop and EOS rates, NLLs, KL, ..."""
     import time
@@ -61,7 +63,7 @@ def evaluate(
         check_writable(out, folder=False)
     check_device(device)
     texts = read_corpus(data, text_field)[:max_sentences]
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     _check_unconditioned(vae)
     figures = evaluate_model(vae, texts, full=full, seed=seed)
     document = json.dumps(figures, ensure_ascii=False, indent=2) + "\n"

@@ -15,6 +15,7 @@ from lmvae.cli.common import (
     Format,
     FormatOpt,
     ModelArg,
+    PickleOpt,
     TextFieldOpt,
     ThreadsOpt,
     TrustOpt,
@@ -83,6 +84,7 @@ def encode(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Print the latent vector of each sentence."""
     import torch
@@ -91,7 +93,7 @@ def encode(
 
     set_threads(threads)
     check_device(device)
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     texts, labels = _read_for_model(vae, data, text_field)
     mu, lv = vae.posterior(texts, word_labels=labels)
     gen = torch.Generator(device=mu.device).manual_seed(seed)
@@ -123,6 +125,7 @@ def reconstruct(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Encode each sentence and decode it back."""
     import torch
@@ -130,7 +133,7 @@ def reconstruct(
     set_threads(threads)
     check_device(device)
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     texts, labels = _read_for_model(vae, data, text_field)
     gen = torch.Generator(device=vae.device).manual_seed(seed)
     outs = vae.reconstruct(texts, sample, labels, generation=gen_cfg, generator=gen)
@@ -160,6 +163,7 @@ def generate(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Decode sentences from latents drawn from the prior (of one category, with --category)."""
     set_threads(threads)
@@ -167,7 +171,7 @@ def generate(
     if n < 1:
         raise LmvaeError(f"--n must be >= 1, got {n}")
     gen_cfg = _generation(strategy, num_beams, temperature, top_k, top_p, max_new_tokens)
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     extra = {} if labels is None else {"word_labels": [labels.split()] * n}
     texts = vae.sample_prior(n, seed=seed, generation=gen_cfg, category=category, **extra)
     emit([{"text": t} for t in texts], fmt, text_key="text")
@@ -186,12 +190,13 @@ def interpolate(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Decode evenly spaced points between the latents of two sentences."""
     set_threads(threads)
     check_device(device)
     gen_cfg = _generation(strategy, num_beams, 1.0, 0, 1.0, max_new_tokens)
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     texts = vae.interpolate(start, end, steps=steps, mode=mode, generation=gen_cfg)
     records = [{"step": i, "t": round(i / (steps - 1), 4), "text": t} for i, t in enumerate(texts)]
     emit(records, fmt, text_key="text")

@@ -10,6 +10,7 @@ import typer
 
 from lmvae.cli.common import (
     DeviceOpt,
+    PickleOpt,
     ThreadsOpt,
     TrustOpt,
     check_device,
@@ -61,6 +62,7 @@ def probe(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Probe a trained model's latent space and write an HTML + JSON report."""
     import time
@@ -74,7 +76,7 @@ def probe(
     check_device(device)
     chosen = [p.strip() for p in probes.split(",") if p.strip()]
     records = load_probe_data(data, text_field=text_field, roles_field=labels_field)
-    vae = load_model(model, device, trust_remote_code)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     results = run_probes(
         vae,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import TextFieldOpt, ThreadsOpt, check_writable, set_threads
+from lmvae.cli.common import PickleOpt, TextFieldOpt, ThreadsOpt, check_writable, set_threads
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
 from lmvae.train_config import TrainConfig
@@ -153,6 +153,7 @@ def train(
     trust_remote_code: Annotated[
         bool, typer.Option(help="Allow code from the backbone repos to run.")
     ] = False,
+    allow_pickle: PickleOpt = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -226,7 +227,7 @@ def train(
         train_texts, eval_texts = corpus, eval_corpus
     else:
         train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
-    model = LanguageVAE.from_config(vae_cfg, seed=seed)
+    model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     log(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
