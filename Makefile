@@ -23,13 +23,16 @@ setup: $(BIN)/lmvae
 demo: setup
 	$(BIN)/lmvae demo
 
-# The report test opens HTML in headless Chromium (Debian's package); skipped where it is absent
-# unless LMVAE_REQUIRE_BROWSER=1 (CI).  Installing needs root or sudo.
+# The report test opens HTML in headless Chromium (Debian's package) and the explorer's page
+# test drives it through chromium-driver (Selenium); skipped where they are absent unless
+# LMVAE_REQUIRE_BROWSER=1 (CI).  Installing needs root or sudo.
 browser:
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	@{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } && \
+	  command -v chromedriver >/dev/null || \
 	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-	      chromium >/dev/null) || echo "note: could not install chromium; its test will skip"; }
+	      chromium chromium-driver >/dev/null) || \
+	    echo "note: could not install chromium and chromium-driver; their tests will skip"; }
 
 # WordNet's glosses (Debian's wordnet-base) are the real corpus of the real-model test and
 # benchmarks (`lmvae corpus wordnet`); without it the test falls back to the bundled corpus.

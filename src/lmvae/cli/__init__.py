@@ -19,7 +19,7 @@ import traceback
 
 import typer
 
-from lmvae.cli import corpus, demo, evaluate, inference, probe, train
+from lmvae.cli import corpus, demo, evaluate, explore, inference, probe, train
 from lmvae.errors import LmvaeError
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ for command in (
     inference.interpolate,
     demo.demo,
     probe.probe,
+    explore.explore,
     evaluate.evaluate,
     corpus.corpus,
 ):

@@ -26,6 +26,11 @@ DEMO_EPOCHS = 16
 DEMO_PRESET = "tiny"
 
 
+def demo_run_dir() -> Path:
+    """Where ``lmvae demo`` keeps its trained model (``best/``, ``last/``) by default."""
+    return default_cache_dir() / "demo-run"
+
+
 def build_demo_model(
     seed: int = 0, progress: bool = False
 ) -> tuple[LanguageVAE, list[str], list[str]]:
@@ -52,7 +57,7 @@ def run_demo(
         f"of {model.num_parameters():,} parameters; {len(train_texts)} train / "
         f"{len(eval_texts)} eval sentences"
     )
-    out = out_dir or default_cache_dir() / "demo-run"
+    out = out_dir or demo_run_dir()
     config = TrainConfig.from_preset(
         DEMO_PRESET, epochs=epochs or DEMO_EPOCHS, seed=seed, progress=progress
     )
