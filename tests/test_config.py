@@ -101,3 +101,20 @@ def test_replace_names_unknown_fields():
     assert replace(cfg, epochs=2).epochs == 2
     with pytest.raises(ConfigError, match="unknown TrainConfig option"):
         replace(cfg, epoch=2)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"lr": float("inf")}, "lr must be finite"),
+        ({"lr": float("nan")}, "lr must be finite"),
+        ({"backbone_lr": float("inf")}, "backbone_lr must be finite"),
+        ({"free_bits": float("nan")}, "free_bits must be finite"),
+        ({"lr": "1e-3"}, "lr must be a number"),
+        ({"epochs": 2.5}, "epochs must be an integer"),
+        ({"batch_size": True}, "batch_size must be an integer"),
+    ],
+)
+def test_train_config_refuses_non_finite_and_mistyped_numbers(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).validate()

@@ -18,3 +18,7 @@ class DataError(LmvaeError, ValueError):
 
 class LoadError(LmvaeError, OSError):
     """A model or backbone that cannot be found or does not match its config."""
+
+
+class TrainingDiverged(LmvaeError, ArithmeticError):
+    """Training met too many non-finite losses or gradients in a row and stopped."""

@@ -6,6 +6,7 @@ Defaults were measured on real pretrained backbones (docs/benchmarks.md); named 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -71,6 +72,17 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
+        numbers = ("lr", "backbone_lr", "weight_decay", "max_grad_norm", "beta_max", "free_bits")
+        for name in numbers:  # inf or NaN here trains to NaN weights
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be finite, got {value}")
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
