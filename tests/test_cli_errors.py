@@ -195,6 +195,18 @@ def test_a_config_field_of_the_wrong_type(capsys, tmp_path, make_vae):
 @pytest.mark.parametrize(
     "command", ["train", "encode", "reconstruct", "generate", "interpolate", "evaluate", "probe"]
 )
-def test_every_command_that_loads_a_model_takes_trust_remote_code(capsys, command):
-    assert main([command, "--help"]) == 0
-    assert "--trust-remote-code" in capsys.readouterr().out
+def test_every_command_that_loads_a_model_takes_trust_remote_code(command):
+    import typer.main
+
+    from lmvae.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]
+    options = {o for p in click_command.params for o in getattr(p, "opts", [])}
+    assert "--trust-remote-code" in options
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "-inf"])
+def test_non_finite_learning_rate_is_refused_before_loading(capsys, tmp_path, lr):
+    argv = _train(tmp_path, "--out", str(tmp_path / "run"), "--lr", lr)
+    _one_error_line(capsys, main(argv), "lr must be")
+    assert not (tmp_path / "run").exists()

@@ -51,7 +51,8 @@ def run(make_vae, tmp_path_factory):
 
 def test_run_writes_best_last_and_history_atomically(run):
     out = run["out"]
-    assert sorted(os.listdir(out)) == ["best", "history.jsonl", "last"]  # no .tmp / .old left
+    # No .tmp / .old / .lock left.
+    assert sorted(os.listdir(out)) == ["best", "history.jsonl", "last", "train_config.json"]
     for name in ("best", "last"):
         files = set(os.listdir(out / name))
         assert {"config.json", "model.safetensors", "trainer_state.json"} <= files

@@ -3,7 +3,6 @@ annotated (word labels, a category per sentence for a mixture prior, or labels m
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -149,6 +148,9 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run from <out>/last.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run already in --out (refused without it).")
+    ] = False,
     text_field: TextFieldOpt = "text",
     trust_remote_code: Annotated[
         bool, typer.Option(help="Allow code from the backbone repos to run.")
@@ -158,9 +160,7 @@ def train(
     threads: ThreadsOpt = None,
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
-    from lmvae.conditioning import configure_conditions
-    from lmvae.model import LanguageVAE
-    from lmvae.training import train as run_training
+    from lmvae.training.runfolder import check_run_folder, run_lock
 
     set_threads(threads)
     check_writable(out)
@@ -213,10 +213,59 @@ def train(
         **({"decoder_injection": injection.value} if injection is not None else {}),
         **({"decoder_hidden": hidden} if hidden is not None else {}),
     )
-    source = annotations if annotations is not None else data
-    labels = label_field if annotations is not None else None
     if prior is Prior.mixture and prior_label is None:
         raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
+    if resume and overwrite:
+        raise LmvaeError("--resume continues the run in --out, --overwrite replaces it: not both")
+    check_run_folder(out, resume, overwrite)  # before any long work, and before any write
+    with run_lock(out):
+        _run(
+            vae_cfg,
+            train_cfg,
+            out,
+            resume=resume,
+            overwrite=overwrite,
+            allow_pickle=allow_pickle,
+            data=data,
+            annotations=annotations,
+            eval_data=eval_data,
+            label_field=label_field,
+            condition=condition,
+            spacy=spacy,
+            spacy_model=spacy_model,
+            prior=prior,
+            prior_label=prior_label,
+            text_field=text_field,
+        )
+
+
+def _run(
+    vae_cfg: VAEConfig,
+    train_cfg: TrainConfig,
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    allow_pickle: bool,
+    data: Path | None,
+    annotations: Path | None,
+    eval_data: Path | None,
+    label_field: str,
+    condition: Condition,
+    spacy: str | None,
+    spacy_model: str,
+    prior: Prior,
+    prior_label: str | None,
+    text_field: str,
+) -> None:
+    """Read the data, build the model and train it, with the run folder locked."""
+    from lmvae.conditioning import configure_conditions
+    from lmvae.model import LanguageVAE
+    from lmvae.training import train as run_training
+
+    seed, eval_fraction = train_cfg.seed, train_cfg.eval_fraction
+    source = annotations if annotations is not None else data
+    labels = label_field if annotations is not None else None
     category = prior_label if prior is Prior.mixture else None
     corpus = _read_data(source, labels, category, text_field)
     eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
@@ -233,9 +282,9 @@ def train(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
         f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(train_cfg.to_dict(), indent=2) + "\n")
-    result = run_training(model, train_texts, eval_texts, train_cfg, out, log=log, resume=resume)
+    result = run_training(
+        model, train_texts, eval_texts, train_cfg, out, log, resume=resume, overwrite=overwrite
+    )
     log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
 
 

@@ -19,17 +19,27 @@ from tqdm.auto import tqdm
 
 from lmvae.annotations import AnnotatedCorpus
 from lmvae.data import epoch_batches
-from lmvae.errors import ConfigError
+from lmvae.errors import ConfigError, TrainingDiverged
 from lmvae.evaluation import device_batch, evaluate
 from lmvae.memory import release_free_memory
 from lmvae.model import LanguageVAE
 from lmvae.objective import cyclical_beta, elbo_loss
 from lmvae.train_config import TrainConfig
+from lmvae.training.runfolder import check_run_folder, clear_run, run_lock
 from lmvae.training.setup import RunSetup, prepare_run
-from lmvae.training.state import RunState, TrainResult, record_epoch, restore
+from lmvae.training.state import (
+    RunState,
+    TrainResult,
+    record_epoch,
+    restore,
+    write_train_config,
+)
 
 _POSTFIX_EVERY = 10  # batches between progress-bar updates (each one reads the device)
 _TRIM_EVERY = 32  # batches between handing freed heap pages back to the OS (lmvae.memory)
+#: Optimizer steps in a row with a non-finite loss or gradient (each one skipped) after which
+#: the run stops; the count is read every _POSTFIX_EVERY batches, with the progress figures.
+MAX_NONFINITE_IN_A_ROW = 8
 
 
 def train(
@@ -40,6 +50,7 @@ def train(
     out_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     resume: bool = False,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train the model's heads in place and return the per-epoch history.
 
@@ -47,15 +58,34 @@ def train(
     without an eval split), ``last/`` (with optimizer state) and ``history.jsonl``.  With
     ``resume=True`` an interrupted run continues from ``out_dir/last`` after its last finished
     epoch; shuffling and sampling are seeded per epoch, so a resumed run repeats the
-    uninterrupted one.
+    uninterrupted one; with nothing to resume it is an error.  ``overwrite=False`` refuses a
+    folder that already holds a run (``lmvae train`` without --overwrite).  The folder is
+    locked for the run: a second run into it fails at once, naming the holder.
     """
     config = config or TrainConfig()
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        return _train(model, train_texts, eval_texts, config, None, log, False)
+    check_run_folder(out, resume, overwrite)
+    with run_lock(out):
+        check_run_folder(out, resume, overwrite)  # again, now that no other run can write
+        if not resume:
+            clear_run(out)
+        return _train(model, train_texts, eval_texts, config, out, log, resume)
+
+
+def _train(
+    model: LanguageVAE,
+    train_texts: Sequence[str] | AnnotatedCorpus,
+    eval_texts: Sequence[str] | AnnotatedCorpus,
+    config: TrainConfig,
+    out: Path | None,
+    log: Callable[[str], None] | None,
+    resume: bool,
+) -> TrainResult:
     set_seed(config.seed)
     started = time.perf_counter()
     setup = prepare_run(model, train_texts, eval_texts, config, fresh=not resume)
@@ -66,6 +96,8 @@ def train(
             run = restored
             if log is not None:
                 log(f"resuming after epoch {run.first_epoch - 1} from {out / 'last'}")
+    if out is not None:
+        write_train_config(out, config)
 
     for epoch in range(run.first_epoch, config.epochs + 1):
         record = train_epoch(model, setup, config, run, epoch)
@@ -120,6 +152,9 @@ def train_epoch(
     epoch_start = time.perf_counter()
     # Running sums stay on the device: reading them back is a host sync, done only to log.
     sums = torch.zeros(3, device=accelerator.device)  # loss, reconstruction, KL
+    # Non-finite bookkeeping, on the device too: finite batches summed, skipped steps, the
+    # current run of skipped steps and the longest one.
+    guard = NonFiniteGuard(accelerator.device)
     batches = epoch_batches(
         len(setup.dec_rows),
         config.batch_size,
@@ -167,26 +202,35 @@ def train_epoch(
                     config.reconstruction,
                 )
                 setup.backward(terms.loss / group_size)
+            values = torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl]).float()
+            finite = guard.see_batch(values)
+            sums += torch.where(finite, values, 0.0)
             if sync:
-                # Clip after backward, on this group's gradients, then step.
+                # Clip after backward, on this group's gradients, then step unless a loss or
+                # a gradient of the group was not finite (the norm is then NaN or inf).
                 if config.max_grad_norm > 0:
-                    setup.clip_grad_norm(params, config.max_grad_norm)
-                setup.optimizer.step()
+                    norm = setup.clip_grad_norm(params, config.max_grad_norm)
+                else:
+                    norm = grad_norm(params)
+                guard.step(setup.optimizer, norm)
                 setup.scheduler.step()
                 setup.optimizer.zero_grad(set_to_none=True)
                 run.step += 1
-            sums += torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl])
             if batch_index % _TRIM_EVERY == 0:
                 release_free_memory()  # batch shapes vary: keep the heap from creeping
             last = batch_index + 1 == n_batches
+            if batch_index % _POSTFIX_EVERY == _POSTFIX_EVERY - 1 or last:
+                guard.check(epoch, run.step)
             if config.progress and (batch_index % _POSTFIX_EVERY == 0 or last):
-                shown = [f"{v:.2f}" for v in (sums / (batch_index + 1)).tolist()]
+                shown = [f"{v:.2f}" for v in (sums / guard.finite_batches()).tolist()]
                 bar.set_postfix(
                     loss=shown[0], rec=shown[1], kl=shown[2], beta=f"{beta:.2f}", refresh=False
                 )
     bar.close()
     seconds = time.perf_counter() - epoch_start
-    mean_loss, mean_recon, mean_kl = (sums / n_batches).tolist()
+    mean_loss, mean_recon, mean_kl = (sums / guard.finite_batches()).tolist()
+    skipped = guard.skipped()
+    run.skipped_steps += skipped
     return {
         "epoch": epoch,
         "step": run.step,
@@ -198,7 +242,66 @@ def train_epoch(
         "train_seconds": seconds,
         "train_sents_per_s": len(setup.dec_rows) / seconds,
         "encoder_passes": setup.feature_cache.misses,
+        "skipped_steps": skipped,
     }
+
+
+def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """The global 2-norm of the gradients (what clipping computes), on the device."""
+    norms = [torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
+class NonFiniteGuard:
+    """Skips optimizer steps whose loss or gradients are not finite, without a host sync.
+
+    The fused AdamW (the trainer's optimizer on CPU and CUDA) takes a ``found_inf`` tensor, as
+    torch's GradScaler gives it, and leaves weights, moments and step count untouched where it
+    is nonzero, all on the device; any other optimizer needs the flag read back (a sync).  The
+    counts are read every few batches; ``MAX_NONFINITE_IN_A_ROW`` skipped steps in a row stop
+    the run with the weights of the last finite step.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        # finite batches, bad batches in the open group, skipped steps, run, longest run
+        self.counts = torch.zeros(5, device=device)
+
+    def see_batch(self, values: torch.Tensor) -> torch.Tensor:
+        finite = torch.isfinite(values).all()
+        self.counts[0] += finite
+        self.counts[1] += ~finite
+        return finite
+
+    def step(self, optimizer: Any, grad_norm: torch.Tensor) -> None:
+        bad = (self.counts[1] > 0) | ~torch.isfinite(torch.as_tensor(grad_norm))
+        inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper
+        if inner.defaults.get("fused"):
+            inner.found_inf = bad.float()
+            optimizer.step()
+        elif not bool(bad):  # a host sync: only the fused kernels skip on the device
+            optimizer.step()
+        c = self.counts
+        c[2] += bad
+        c[3] = (c[3] + 1) * bad
+        c[4] = torch.maximum(c[4], c[3])
+        c[1] = 0
+
+    def finite_batches(self) -> torch.Tensor:
+        return self.counts[0].clamp(min=1)
+
+    def skipped(self) -> int:
+        return int(self.counts[2].item())
+
+    def check(self, epoch: int, step: int) -> None:
+        """Stop the run after too many skipped steps in a row (one host sync)."""
+        longest = int(self.counts[4].item())
+        if longest >= MAX_NONFINITE_IN_A_ROW:
+            raise TrainingDiverged(
+                f"training stopped in epoch {epoch} at step {step}: {longest} optimizer steps "
+                "in a row had a non-finite loss or gradient and were skipped (a learning rate "
+                "too high, or data the encoder turns into NaN?); the weights are those of the "
+                "last finite step, and <out>/last holds the last finished epoch"
+            )
 
 
 def format_record(record: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from lmvae.checkpoint import (
     save_pretrained,
 )
 from lmvae.model import LanguageVAE
+from lmvae.textfiles import atomic_write
 
 TRAINER_STATE = "trainer_state.json"
 HISTORY = "history.jsonl"
@@ -50,6 +51,8 @@ class RunState:
     step: int = 0
     first_epoch: int = 1
     best_score: float = math.inf
+    #: Optimizer steps skipped for a non-finite loss or gradient, over the whole run.
+    skipped_steps: int = 0
     result: TrainResult = field(default_factory=TrainResult)
 
     def score(self, metrics: dict[str, float] | None, best_metric: str, epoch: int) -> float:
@@ -88,6 +91,19 @@ def save_checkpoint(
     return target
 
 
+def write_train_config(out: Path, config: Any) -> None:
+    """``train_config.json``: how the run trains, written once the run has started."""
+    text = json.dumps(config.to_dict(), indent=2) + "\n"
+    atomic_write(out / "train_config.json", lambda p: Path(p).write_text(text))
+
+
+def json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with NaN and infinities as null: JSON has no spelling for them."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
+
+
 def read_history(out: Path) -> list[dict[str, Any]]:
     path = out / HISTORY
     if not path.is_file():
@@ -116,7 +132,7 @@ def restore(
     run = RunState(
         step=state["step"],
         first_epoch=state["epoch"] + 1,
-        best_score=state.get("best_score", math.inf),
+        best_score=math.inf if state.get("best_score") is None else state["best_score"],
     )
     run.result.best_epoch = state.get("best_epoch", 0)
     run.result.history = [r for r in read_history(out) if r["epoch"] < run.first_epoch]
@@ -140,14 +156,14 @@ def record_epoch(
     state = {
         "epoch": record["epoch"],
         "step": run.step,
-        "best_score": run.best_score,
+        "best_score": run.best_score if math.isfinite(run.best_score) else None,
         "best_epoch": run.result.best_epoch,
         "scheduler": scheduler_state(scheduler),
         "train_config": train_config,
-        "metrics": record,
+        "metrics": json_safe(record),
     }
     with (out / HISTORY).open("a" if append else "w") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
     if best:
         run.result.best_dir = save_checkpoint(model, out / "best", state)
     run.result.last_dir = save_checkpoint(model, out / "last", state, optimizer)
