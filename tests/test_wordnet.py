@@ -84,3 +84,14 @@ def test_debians_wordnet_gives_a_large_corpus():
     corpus = build_corpus()
     assert len(corpus.train) > 100_000 and len(corpus.heldout) > 5_000
     assert not set(corpus.train) & set(corpus.heldout)
+
+
+def test_sentence_factors_name_each_sentences_part_of_speech_and_lexicographer_file(root):
+    from lmvae.wordnet import sentence_factors
+
+    factors = sentence_factors(root)
+    assert factors["the cat sat on the mat"] == {"pos": "noun", "lexfile": "noun.Tops"}
+    assert factors["don't run--you'll fall"] == {"pos": "verb", "lexfile": "verb.body"}
+    assert factors["to a high degree or extent"] == {"pos": "adv", "lexfile": "adv.all"}
+    corpus = build_corpus(root, heldout_fraction=0.3, seed=0)
+    assert all(s.lower() in factors for s in corpus.train + corpus.heldout)

@@ -184,7 +184,7 @@ def importance_weighted_nll(
 
 def evaluate_model(
     model: LanguageVAE,
-    texts: Sequence[str],
+    texts: Sequence[str] | AnnotatedCorpus,
     full: bool = True,
     seed: int = 0,
     batch_size: int = 64,
@@ -192,12 +192,14 @@ def evaluate_model(
     iw_sentences: int = 200,
     prior_samples: int = 200,
 ) -> dict:
-    """Every figure of a trained model on held-out ``texts`` (unconditioned models): the
-    per-epoch figures on all texts, the decoder's own NLL, example reconstructions, and with
-    ``full`` the importance-weighted NLL, mutual information and prior-sample diversity and
-    perplexity under the frozen decoder."""
-    texts = list(texts)
-    figures, hyps = _evaluate(model, texts, batch_size, len(texts), None, 0.0, 1.0)
+    """Every figure of a trained model on held-out ``texts``: the per-epoch figures on all
+    texts, the decoder's own NLL, example reconstructions, and with ``full`` the
+    importance-weighted NLL (unconditioned Gaussian-prior models), mutual information and
+    prior-sample diversity and perplexity under the frozen decoder.  An
+    :class:`AnnotatedCorpus` gives a conditioned model its labels, as in :func:`evaluate`."""
+    corpus = model.annotate(as_corpus(texts))
+    texts = corpus.texts
+    figures, hyps = _evaluate(model, corpus, batch_size, len(texts), None, 0.0, 1.0)
     own, _ = decoder_nll(model, texts, batch_size)
     figures["decoder_nll"] = float(own.mean())
     figures["examples"] = [
@@ -208,9 +210,10 @@ def evaluate_model(
     from lmvae.probes.usage import mutual_information  # the probes' estimator, not a second
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    mu, logvar = model.posterior(texts)
+    labels = corpus.labels if model.encoder.label_groups else None
+    mu, logvar = model.posterior(texts, word_labels=labels)
     figures["mutual_information"] = mutual_information(mu, logvar, seed)
-    if model.config.prior.kind == "gaussian":
+    if model.config.prior.kind == "gaussian" and not model.config.annotations.enabled:
         figures["iw_nll"] = importance_weighted_nll(
             model, texts[:iw_sentences], iw_samples, generator=generator
         )

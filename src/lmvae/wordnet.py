@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,18 @@ from lmvae.textfiles import atomic_write
 #: Where Debian's wordnet-base puts the database.
 DEFAULT_ROOT = "/usr/share/wordnet"
 PARTS = ("noun", "verb", "adj", "adv")
+#: WordNet's lexicographer files by number (lexnames(5WN)): the coarse topic of a synset.
+LEXFILES = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
+    "adj.ppl",
+)  # fmt: skip
 MIN_WORDS, MAX_WORDS = 3, 32
 
 _QUOTED = re.compile(r'"([^"]*)"')
@@ -62,25 +75,42 @@ def synset_sentences(gloss: str) -> list[str]:
     return [s for s in parts + examples if s]
 
 
-def read_synsets(root: str | Path = DEFAULT_ROOT) -> list[tuple[str, list[str]]]:
-    """(synset id, sentences) for every synset of the four data files, in file order."""
-    root = Path(root)
+def _synset_lines(root: Path) -> Iterator[tuple[str, list[str], str]]:
+    """(part, the line's leading fields, gloss) of every synset of the four data files."""
     missing = [p for p in PARTS if not (root / f"data.{p}").is_file()]
     if missing:
         raise DataError(
             f"WordNet data files not found under {root} (missing data.{missing[0]}): install "
             "Debian's wordnet-base (apt-get install wordnet-base) or pass the folder holding them"
         )
-    synsets = []
     for part in PARTS:
         with open(root / f"data.{part}", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("  ") or " | " not in line:
                     continue  # the licence header
-                offset = line.split(" ", 1)[0]
-                gloss = line.split(" | ", 1)[1]
-                synsets.append((f"{part}:{offset}", synset_sentences(gloss)))
-    return synsets
+                head, gloss = line.split(" | ", 1)
+                yield part, head.split(), gloss
+
+
+def read_synsets(root: str | Path = DEFAULT_ROOT) -> list[tuple[str, list[str]]]:
+    """(synset id, sentences) for every synset of the four data files, in file order."""
+    return [
+        (f"{part}:{fields[0]}", synset_sentences(gloss))
+        for part, fields, gloss in _synset_lines(Path(root))
+    ]
+
+
+def sentence_factors(root: str | Path = DEFAULT_ROOT) -> dict[str, dict[str, str]]:
+    """Lowercased sentence -> ``{"pos", "lexfile"}`` of the synset it comes from (the first
+    one, as :func:`build_corpus` keeps it): sentence-level factors for the disentanglement
+    metrics, known for every sentence of the corpus with no annotator."""
+    factors: dict[str, dict[str, str]] = {}
+    for part, fields, gloss in _synset_lines(Path(root)):
+        number = int(fields[1])
+        lexfile = LEXFILES[number] if number < len(LEXFILES) else f"lex{number:02d}"
+        for sentence in synset_sentences(gloss):
+            factors.setdefault(sentence.lower(), {"pos": part, "lexfile": lexfile})
+    return factors
 
 
 def _source_hash(root: Path) -> str:
@@ -131,4 +161,10 @@ def build_corpus(
     return WordNetCorpus(train, heldout, meta)
 
 
-__all__ = ["WordNetCorpus", "build_corpus", "read_synsets", "synset_sentences"]
+__all__ = [
+    "WordNetCorpus",
+    "build_corpus",
+    "read_synsets",
+    "sentence_factors",
+    "synset_sentences",
+]
