@@ -4,7 +4,8 @@ Traversal of single dimensions or directions, interpolation with a smoothness sc
 Mover's Distance over word vectors), latent arithmetic (and the analogy a - b + c), posterior
 samples, disentanglement metrics (:mod:`lmvae.probes.metrics`, pure functions of arrays)
 against factors read from role labels, cluster maps (and where new sentences fall on them),
-linguistic-property and STS probes, latent usage (KL, active units, mutual information), and
+linguistic-property and STS probes, latent usage (KL, active units, mutual information),
+encoder-decoder compatibility (layer-wise CKA, :mod:`.cka`), and
 :func:`run_probes` / :func:`write_report` for the HTML + JSON report.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from .arithmetic import analogy, combine, latent_arithmetic
 from .attention import slot_attention_mass
+from .cka import encoder_decoder_cka, layerwise_cka, linear_cka
 from .clusters import Projection, cluster_scores, fit_projection, nearest, project
 from .disentanglement import disentanglement, factor_matrix, role_factors
 from .interpolation import (
@@ -49,6 +51,7 @@ __all__ = [
     "combine",
     "dci",
     "discretize",
+    "encoder_decoder_cka",
     "disentanglement",
     "entropy",
     "factor_matrix",
@@ -58,6 +61,8 @@ __all__ = [
     "interpolate",
     "latent_arithmetic",
     "latent_usage",
+    "layerwise_cka",
+    "linear_cka",
     "load_probe_data",
     "load_word_vectors",
     "mig",
