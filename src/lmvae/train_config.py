@@ -70,6 +70,10 @@ class TrainConfig:
     feature_cache_mb: int = 1024
     #: Show a progress bar.
     progress: bool = True
+    #: Time budget: stop after the epoch during which this many minutes of the run have
+    #: passed (0: none).  The LR and beta schedules still span ``epochs``, so a run cut short
+    #: stops part-way through them (a study's per-cell budget, ``lmvae grid``).
+    max_minutes: float = 0.0
 
     def validate(self) -> None:
         numbers = ("lr", "backbone_lr", "weight_decay", "max_grad_norm", "beta_max", "free_bits")
@@ -123,6 +127,7 @@ class TrainConfig:
                 f"best_metric {self.best_metric!r} needs eval_decode_sentences > 0",
             ),
         ]
+        checks.append((self.max_minutes >= 0, f"max_minutes must be >= 0, got {self.max_minutes}"))
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)

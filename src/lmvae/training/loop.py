@@ -130,6 +130,12 @@ def _train(
                 setup.optimizer,
                 append,
             )
+        if config.max_minutes and time.perf_counter() - started >= 60 * config.max_minutes:
+            if log is not None:
+                log(
+                    f"stopping after epoch {epoch}: the {config.max_minutes:g}-minute budget is spent"
+                )
+            break
     result = run.result
     if out is not None and result.best_dir is None and (out / "best").is_dir():
         result.best_dir = out / "best"
