@@ -4,18 +4,19 @@ Each client's requests to one endpoint form a lane. A lane runs at most one requ
 at most one pending; a newer request replaces the pending one, which is answered at once as
 stale. Dragging a slider over 100 positions therefore decodes the first position, then the
 last one the client sent while that ran, and so on: a handful of decodes, the final one always
-for the slider's final position. Across lanes the model runs one request at a time (it is one
-set of weights on one device; parallel calls would only share the same cores).
+for the slider's final position. Across lanes the model runs one request at a time, always on
+the same worker thread: it is one set of weights on one device, parallel calls would only
+share the same cores, and every new thread that calls into torch starts its own OpenMP team,
+whose idle threads spin on the cores the working one needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
-
-import anyio.to_thread
 
 __all__ = ["Lanes", "Stale"]
 
@@ -34,14 +35,17 @@ class _Lane:
 
 @dataclass
 class Lanes:
-    """Lanes by key (client, endpoint); ``started`` counts requests that reached the model."""
+    """Lanes by key (client, endpoint); ``started`` counts requests handed to the model."""
 
     started: int = 0
     _lanes: dict[tuple[str, str], _Lane] = field(default_factory=dict)
-    _model: asyncio.Lock | None = None
+    _worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lmvae-explorer")
+    )
 
     async def run(self, key: tuple[str, str], work: Callable[[], T]) -> T:
-        """Run ``work`` in a worker thread when its lane and the model are free; raise
+        """Run ``work`` on the model's thread when its lane is free (requests of other lanes
+        queue there in turn); raise
         :class:`Stale` if a newer request of the same lane arrives first."""
         lane = self._lanes.setdefault(key, _Lane())
         if lane.running:
@@ -60,11 +64,8 @@ class Lanes:
         else:
             lane.running = True
         try:
-            if self._model is None:
-                self._model = asyncio.Lock()
-            async with self._model:
-                self.started += 1
-                return await anyio.to_thread.run_sync(work)
+            self.started += 1
+            return await asyncio.get_running_loop().run_in_executor(self._worker, work)
         finally:
             self._hand_over(key, lane)
 
