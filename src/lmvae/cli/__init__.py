@@ -19,7 +19,7 @@ import traceback
 
 import typer
 
-from lmvae.cli import corpus, demo, evaluate, explore, inference, probe, train
+from lmvae.cli import corpus, demo, evaluate, explore, grid, inference, probe, train
 from lmvae.errors import LmvaeError
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ for command in (
     explore.explore,
     evaluate.evaluate,
     corpus.corpus,
+    grid.grid,
 ):
     app.command()(command)
 
