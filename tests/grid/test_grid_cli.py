@@ -114,7 +114,9 @@ def test_a_half_finished_cell_resumes(grid, backbones, capsys):
     assert main(["grid", study, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "resuming after epoch 1" in err and err.count(": done, skipped") == 1
-    assert [h["epoch"] for h in _results(out)[cell.name]["history"]] == [1, 2]
+    history = json.loads((cell / "result.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert _results(out)[cell.name]["epochs"] == 2
 
 
 def test_a_failed_cell_is_recorded_and_the_others_finish(grid, backbones, capsys):
