@@ -17,6 +17,7 @@ from torch import Tensor
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import prepare_conditions
 from lmvae.decoder import IGNORE_INDEX
+from lmvae.distributed import Processes
 from lmvae.metrics import active_units, distinct_n, loop_rate, reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import reparameterize
@@ -52,6 +53,7 @@ def evaluate(
     features: Callable[[list[int]], Tensor] | None = None,
     free_bits: float = 0.0,
     beta: float = 1.0,
+    processes: Processes | None = None,
 ) -> dict[str, float]:
     """Held-out figures with z = posterior mean: reconstruction NLL and KL per sentence (beta 1,
     no free bits, so epochs compare), token accuracy, active units, and greedy-decoding BLEU-4,
@@ -61,9 +63,14 @@ def evaluate(
     repeated evaluations do not run the encoder again.  ``loss`` is the training objective at
     ``beta`` with the ``free_bits`` floor on the held-out set's per-dimension KL.  An
     :class:`AnnotatedCorpus` gives the conditions of a conditioned model (the decoder decodes
-    with the labels of the reference sentence).
+    with the labels of the reference sentence).  Several training ``processes`` each evaluate
+    every ``world``-th text and gather the sums, latents and decodings, so all of them return
+    the figures of the whole set.
     """
-    return _evaluate(model, texts, batch_size, decode_sentences, features, free_bits, beta)[0]
+    processes = processes or Processes()
+    return _evaluate(
+        model, texts, batch_size, decode_sentences, features, free_bits, beta, processes
+    )[0]
 
 
 @torch.no_grad()
@@ -75,18 +82,21 @@ def _evaluate(
     features: Callable[[list[int]], Tensor] | None,
     free_bits: float,
     beta: float,
+    processes: Processes | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """:func:`evaluate`'s figures and the decoded reconstructions."""
     corpus = model.annotate(as_corpus(texts))
     texts, cond = corpus.texts, prepare_conditions(model, corpus)
     was_training = model.training
     model.eval()
-    nll = tokens = correct = 0.0
+    processes = processes or Processes()
+    sums = torch.zeros(3, device=model.device, dtype=torch.float64)  # NLL, tokens, correct
     kl_dims = torch.zeros(model.latent_size, device=model.device)
     mus = []
-    for i in range(0, len(texts), batch_size):
-        chunk = texts[i : i + batch_size]
-        indices = list(range(i, i + len(chunk)))
+    mine = list(range(processes.rank, len(texts), processes.world))
+    for i in range(0, len(mine), batch_size):
+        indices = mine[i : i + batch_size]
+        chunk = [texts[j] for j in indices]
         if features is not None:
             feats = features(indices)
         else:
@@ -94,11 +104,17 @@ def _evaluate(
         batch = model.decoder_inputs(chunk)
         batch.update(cond.batch(indices, batch["input_ids"].shape[1]))
         out = model(**device_batch(model, batch), features=feats, sample=False)
-        nll += float(out.tokens.nll.sum())
-        tokens += float(out.tokens.num_tokens.sum())
-        correct += float(out.tokens.num_correct.sum())
+        sums += torch.stack(
+            [out.tokens.nll.sum(), out.tokens.num_tokens.sum(), out.tokens.num_correct.sum()]
+        ).double()
         kl_dims += out.kl_per_dim.sum(0)
         mus.append(out.mu)
+    nll, tokens, correct = processes.sum(sums).tolist()
+    kl_dims = processes.sum(kl_dims)
+    # The latents in text order, whichever process encoded them.
+    local = torch.cat(mus).cpu() if mus else torch.zeros(0, model.latent_size)
+    pairs = sorted(processes.gather(list(zip(mine, local, strict=True))), key=lambda p: p[0])
+    mu_all = torch.stack([mu for _, mu in pairs]).to(model.device)
     n = len(texts)
     kl_dims = kl_dims / n
     kl = float(kl_dims.sum()) * n
@@ -109,7 +125,7 @@ def _evaluate(
         "neg_elbo": (nll + kl) / n,
         "perplexity": math.exp(min(nll / max(tokens, 1.0), 50.0)),
         "token_accuracy": correct / max(tokens, 1.0),
-        "active_units": float(active_units(torch.cat(mus))),
+        "active_units": float(active_units(mu_all)),
     }
     hyps: list[str] = []
     if decode_sentences > 0:
@@ -118,13 +134,29 @@ def _evaluate(
         if cond.decoder_labels is not None:  # decode given the references' own labels
             width = max(len(r) for r in cond.decoder_labels[: len(refs)]) + 1
             labels = cond.batch(range(len(refs)), width)["label_ids"]
-        rows = model.decode_ids(
-            torch.cat(mus)[: len(refs)], batch_size=batch_size, label_ids=labels
-        )
+        rows = _decode_shared(model, mu_all[: len(refs)], labels, batch_size, processes)
         metrics.update(decoding_figures(model, rows, refs, model.config.decoder.max_length))
         hyps = model.codec.decode(rows)
     model.train(was_training)
     return metrics, hyps
+
+
+def _decode_shared(
+    model: LanguageVAE,
+    z: Tensor,
+    labels: Tensor | None,
+    batch_size: int,
+    processes: Processes,
+) -> list[list[int]]:
+    """Greedy token rows of latents z (N, D), every ``world``-th decoded by each process."""
+    mine = list(range(processes.rank, z.shape[0], processes.world))
+    rows: list[list[int]] = []
+    if mine:
+        rows = model.decode_ids(
+            z[mine], batch_size=batch_size, label_ids=None if labels is None else labels[mine]
+        )
+    pairs = sorted(processes.gather(list(zip(mine, rows, strict=True))), key=lambda p: p[0])
+    return [row for _, row in pairs]
 
 
 @torch.no_grad()

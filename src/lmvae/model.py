@@ -224,6 +224,7 @@ class LanguageVAE(nn.Module):
         token_labels: Tensor | None = None,
         label_ids: Tensor | None = None,
         category: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> VAEOutput:
         """One teacher-forced pass.  Give the encoder either its tokens or cached ``features``;
         the decoder tensors come from :meth:`decoder_inputs`.
@@ -231,6 +232,10 @@ class LanguageVAE(nn.Module):
         Conditions: ``token_labels`` (B, T_enc) for an annotation-conditioned encoder,
         ``label_ids`` (B, T) for a conditioned decoder (in training a fraction of rows is
         dropped to padding), ``category`` (B,) component ids for a mixture prior.
+
+        ``noise`` (B, D + 1) gives the random draws instead of ``generator``: standard normal,
+        for z, and in its last column for the label dropout (through the normal CDF); the
+        trainer seeds it per sentence (:func:`lmvae.objective.sentence_noise`).
         """
         if features is None:
             if encoder_input_ids is None or encoder_attention_mask is None:
@@ -239,10 +244,14 @@ class LanguageVAE(nn.Module):
                 )
             features = self.features(encoder_input_ids, encoder_attention_mask, token_labels)
         mu, logvar = self.encoder.posterior(features)
-        z = reparameterize(mu, logvar, generator) if sample else mu
+        eps = None if noise is None else noise[:, : mu.shape[1]]
+        z = reparameterize(mu, logvar, generator, eps) if sample else mu
         dropout = self.config.annotations.decoder_dropout
         if label_ids is not None and self.training and dropout > 0:
-            keep = torch.rand(label_ids.shape[0], generator=generator, device=label_ids.device)
+            if noise is not None:
+                keep = torch.special.ndtr(noise[:, -1].to(label_ids.device))
+            else:
+                keep = torch.rand(label_ids.shape[0], generator=generator, device=label_ids.device)
             label_ids = label_ids * (keep >= dropout)[:, None].to(label_ids.dtype)
         tokens = self.decoder.token_loss(z, input_ids, attention_mask, labels, label_ids)
         return VAEOutput(mu, logvar, z, self.prior.kl(mu, logvar, category), tokens)

@@ -5,6 +5,7 @@ Nothing here holds state: the trainer passes beta and the step explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,16 +24,38 @@ def free_bits_kl(kl_per_dim: Tensor, threshold: float) -> Tensor:
     ``threshold`` contribute the constant threshold (no gradient), so the optimiser is not pushed
     to collapse them.  Returns a scalar: the sum over dimensions.
     """
-    per_dim = kl_per_dim.mean(0)
+    return free_bits_floor(kl_per_dim.mean(0), threshold)
+
+
+def free_bits_floor(per_dim: Tensor, threshold: float) -> Tensor:
+    """:func:`free_bits_kl` of per-dimension batch means (D,) already taken."""
     if threshold <= 0:
         return per_dim.sum()
     return torch.clamp(per_dim, min=threshold).sum()
 
 
-def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """z = mu + sigma * eps, differentiable in mu and logvar."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
+def reparameterize(
+    mu: Tensor,
+    logvar: Tensor,
+    generator: torch.Generator | None = None,
+    eps: Tensor | None = None,
+) -> Tensor:
+    """z = mu + sigma * eps, differentiable in mu and logvar; ``eps`` (B, D) gives the standard
+    normal draws, else they come from ``generator``."""
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps.to(mu.device, mu.dtype)
+
+
+def sentence_noise(keys: Sequence[int], seed: int, epoch: int, width: int) -> Tensor:
+    """(B, width) standard normal draws, each row from its own generator seeded by (seed,
+    epoch, sentence): a sentence gets the same noise whichever process and batch position
+    trains it, so a run sharded over processes samples what one process would."""
+    rows = []
+    for key in keys:
+        gen = torch.Generator().manual_seed(hash((seed, epoch, key)) & (2**63 - 1))
+        rows.append(torch.randn(width, generator=gen))
+    return torch.stack(rows)
 
 
 @dataclass
@@ -52,24 +75,46 @@ def elbo_loss(
     beta: float,
     free_bits: float = 0.0,
     reduction: str = "sum",
+    sum_over_shards: Callable[[Tensor], Tensor] | None = None,
 ) -> LossTerms:
     """Negative ELBO with a beta weight and free bits.
 
     nll (B,) is the summed token cross-entropy of each sentence, num_tokens (B,) its target
     tokens.  With ``reduction="mean"`` the reconstruction is averaged per token, which changes
     the balance against the KL term; "sum" is the true ELBO.
+
+    With the batch split over processes, ``sum_over_shards`` sums a tensor over them: the
+    means are then taken over the whole batch (the per-dimension KL before the free-bits floor,
+    which is not linear), so every figure is the one a single process would compute on the
+    whole batch, while the gradient of ``loss`` is this shard's part of that batch's gradient
+    (the parts sum to it).
     """
-    if reduction == "mean":
-        reconstruction = nll.sum() / num_tokens.sum().clamp_min(1)
-    else:
-        reconstruction = nll.mean()
-    kl_floor = free_bits_kl(kl_per_dim, free_bits)
+    # Sums and counts of this shard: sentences, target tokens, NLL, KL per dimension.
+    local = torch.cat(
+        [
+            torch.tensor([nll.shape[0]], device=nll.device, dtype=torch.float32),
+            num_tokens.sum().float()[None],
+            nll.detach().sum().float()[None],
+            kl_per_dim.detach().sum(0).float(),
+        ]
+    )
+    total = sum_over_shards(local) if sum_over_shards is not None else local
+    sentences, tokens = total[0], total[1]
+    count = tokens.clamp_min(1) if reduction == "mean" else sentences
+    reconstruction = _whole_batch(nll.sum() / count, total[2] / count)
+    per_dim = _whole_batch(kl_per_dim.sum(0) / sentences, total[3:] / sentences)
+    kl_floor = free_bits_floor(per_dim, free_bits)
     return LossTerms(
         loss=reconstruction + beta * kl_floor,
         reconstruction=reconstruction.detach(),
-        kl=kl_per_dim.sum(1).mean().detach(),
+        kl=per_dim.detach().sum(),
         beta=beta,
     )
+
+
+def _whole_batch(shard_part: Tensor, whole: Tensor) -> Tensor:
+    """The whole batch's value with the gradient of this shard's part of it."""
+    return shard_part + (whole.to(shard_part.dtype) - shard_part).detach()
 
 
 def cyclical_beta(

@@ -130,7 +130,7 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(grid, backbones, capsys
         seed=1,
         minutes=0.00001,
     )
-    assert main(["grid", study, "--out", str(out)]) == 1
+    assert main(["grid", study, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     rows = _results(out)
     broken = rows["broken__gpt2__plain__z8__s1"]
@@ -139,4 +139,5 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(grid, backbones, capsys
     assert rows["bert__gpt2__plain__z8__s1"]["status"] == "done"
     assert rows["bert__gpt2__plain__z8__s1"]["epochs"] == 1  # the time budget stopped it
     assert "budget is spent" in err and "1 done, 1 failed" in err
+    assert err.strip().splitlines()[-1].startswith("error: 1 cell(s) failed")
     assert "failed" in (out / "comparison.md").read_text()

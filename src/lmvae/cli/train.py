@@ -3,6 +3,7 @@ annotated (word labels, a category per sentence for a mixture prior, or labels m
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -158,8 +159,17 @@ def train(
     allow_pickle: PickleOpt = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     threads: ThreadsOpt = None,
+    num_processes: Annotated[
+        int,
+        typer.Option(
+            help="Train as N processes on this machine (DDP through Accelerate; gloo on CPU), "
+            "each on its share of every batch: the global batch is --batch-size x N x "
+            "--grad-accum.  Or start `accelerate launch -m lmvae train ...` yourself."
+        ),
+    ] = 1,
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
+    from lmvae.distributed import is_main_process, relaunch_without
     from lmvae.training.runfolder import check_run_folder, run_lock
 
     set_threads(threads)
@@ -217,8 +227,18 @@ def train(
         raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
     if resume and overwrite:
         raise LmvaeError("--resume continues the run in --out, --overwrite replaces it: not both")
-    check_run_folder(out, resume, overwrite)  # before any long work, and before any write
-    with run_lock(out):
+    if num_processes < 1:
+        raise LmvaeError(f"--num-processes must be at least 1, got {num_processes}")
+    main_process = is_main_process()
+    if main_process:
+        check_run_folder(out, resume, overwrite)  # before any long work, and before any write
+    if num_processes > 1:
+        code = relaunch_without("--num-processes", num_processes)
+        if code:
+            raise typer.Exit(code)
+        return
+    # Only the main process of a launched run takes the folder (the trainer waits for it).
+    with run_lock(out) if main_process else contextlib.nullcontext():
         _run(
             vae_cfg,
             train_cfg,
@@ -260,6 +280,7 @@ def _run(
 ) -> None:
     """Read the data, build the model and train it, with the run folder locked."""
     from lmvae.conditioning import configure_conditions
+    from lmvae.distributed import is_main_process
     from lmvae.model import LanguageVAE
     from lmvae.training import train as run_training
 
@@ -277,7 +298,7 @@ def _run(
     else:
         train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
     model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    log = lambda line: print(line, file=sys.stderr) if is_main_process() else None  # noqa: E731
     log(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
         f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"

@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 from lmvae.annotations import AnnotatedCorpus
 from lmvae.data import epoch_batches
+from lmvae.distributed import Processes, current_processes
 from lmvae.errors import ConfigError, TrainingDiverged
 from lmvae.evaluation import device_batch, evaluate
 from lmvae.memory import release_free_memory
 from lmvae.model import LanguageVAE
-from lmvae.objective import cyclical_beta, elbo_loss
+from lmvae.objective import cyclical_beta, elbo_loss, sentence_noise
 from lmvae.train_config import TrainConfig
 from lmvae.training.runfolder import check_run_folder, clear_run, run_lock
 from lmvae.training.setup import RunSetup, prepare_run
@@ -61,20 +62,31 @@ def train(
     uninterrupted one; with nothing to resume it is an error.  ``overwrite=False`` refuses a
     folder that already holds a run (``lmvae train`` without --overwrite).  The folder is
     locked for the run: a second run into it fails at once, naming the holder.
+
+    Started as several processes (``accelerate launch``, ``torchrun``, ``lmvae train
+    --num-processes``), each trains on its share of every batch (``config.batch_size`` rows
+    each) and only the main process logs and writes to ``out_dir``.
     """
     config = config or TrainConfig()
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
+    processes = current_processes()
+    if not processes.is_main:
+        log = None
     if out is None:
-        return _train(model, train_texts, eval_texts, config, None, log, False)
+        return _train(model, train_texts, eval_texts, config, None, log, False, processes)
+    if not processes.is_main:
+        processes.wait()  # until the main process has checked and prepared the folder
+        return _train(model, train_texts, eval_texts, config, out, log, resume, processes)
     check_run_folder(out, resume, overwrite)
     with run_lock(out):
         check_run_folder(out, resume, overwrite)  # again, now that no other run can write
         if not resume:
             clear_run(out)
-        return _train(model, train_texts, eval_texts, config, out, log, resume)
+        processes.wait()
+        return _train(model, train_texts, eval_texts, config, out, log, resume, processes)
 
 
 def _train(
@@ -85,10 +97,13 @@ def _train(
     out: Path | None,
     log: Callable[[str], None] | None,
     resume: bool,
+    processes: Processes,
 ) -> TrainResult:
     set_seed(config.seed)
     started = time.perf_counter()
-    setup = prepare_run(model, train_texts, eval_texts, config, fresh=not resume)
+    setup = prepare_run(model, train_texts, eval_texts, config, not resume, processes)
+    if log is not None and processes.world * config.gradient_accumulation_steps > 1:
+        log(global_batch(config, processes.world))
     run = RunState()
     if resume:
         restored = restore(model, out, setup.optimizer, setup.scheduler)
@@ -96,7 +111,8 @@ def _train(
             run = restored
             if log is not None:
                 log(f"resuming after epoch {run.first_epoch - 1} from {out / 'last'}")
-    if out is not None:
+    writes = out is not None and processes.is_main
+    if writes:
         write_train_config(out, config)
 
     for epoch in range(run.first_epoch, config.epochs + 1):
@@ -111,13 +127,14 @@ def _train(
                 features=setup.eval_features,
                 free_bits=config.free_bits,
                 beta=config.beta_max,
+                processes=processes,
             )
             record.update({f"eval_{k}": v for k, v in metrics.items()})
         run.result.history.append(record)
         if log is not None:
             log(format_record(record))
         best = run.is_best(run.score(metrics, config.best_metric, epoch), epoch)
-        if out is not None:
+        if writes:
             append = epoch > run.first_epoch or resume
             record_epoch(
                 model,
@@ -130,18 +147,30 @@ def _train(
                 setup.optimizer,
                 append,
             )
-        if config.max_minutes and time.perf_counter() - started >= 60 * config.max_minutes:
+        budget = 60 * config.max_minutes
+        spent = bool(budget) and time.perf_counter() - started >= budget
+        if processes.any(spent):  # every process stops after the same epoch
             if log is not None:
-                log(
-                    f"stopping after epoch {epoch}: the {config.max_minutes:g}-minute budget is spent"
-                )
+                minutes = f"{config.max_minutes:g}"
+                log(f"stopping after epoch {epoch}: the {minutes}-minute budget is spent")
             break
     result = run.result
     if out is not None and result.best_dir is None and (out / "best").is_dir():
         result.best_dir = out / "best"
+    if setup.forward is not model:
+        setup.accelerator.unwrap_model(setup.forward, keep_fp32_wrapper=False)
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def global_batch(config: TrainConfig, world: int) -> str:
+    """What one optimizer step averages over, said once at the start."""
+    accumulation = config.gradient_accumulation_steps
+    return (
+        f"global batch {config.batch_size * world * accumulation} = {config.batch_size} per "
+        f"process x {world} process(es) x {accumulation} accumulation step(s)"
+    )
 
 
 def train_epoch(
@@ -150,8 +179,6 @@ def train_epoch(
     """One pass over the shuffled training batches; returns the epoch's training record."""
     accelerator = setup.accelerator
     order_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    sample_gen = torch.Generator(device=accelerator.device)
-    sample_gen.manual_seed(config.seed * 100_003 + epoch)
     params = [p for p in model.parameters() if p.requires_grad]
     accumulation = config.gradient_accumulation_steps
     n_batches = setup.n_batches
@@ -161,17 +188,21 @@ def train_epoch(
     # Non-finite bookkeeping, on the device too: finite batches summed, skipped steps, the
     # current run of skipped steps and the longest one.
     guard = NonFiniteGuard(accelerator.device)
+    processes = setup.processes
+    # Every process draws the same global batches and trains on its rows of each.
     batches = epoch_batches(
         len(setup.dec_rows),
-        config.batch_size,
+        config.batch_size * processes.world,
         order_gen,
         [len(r) for r in setup.dec_rows],
         config.bucket_batches,
     )
+    batches = processes.shard_batches(batches)
+    noise_width = model.latent_size + 1
     bar = tqdm(
         batches,
         desc=f"epoch {epoch}/{config.epochs}",
-        disable=not config.progress,
+        disable=not (config.progress and processes.is_main),
         leave=False,
         dynamic_ncols=True,
     )
@@ -189,15 +220,16 @@ def train_epoch(
                 config.beta_zero_ratio,
                 config.beta_ramp_ratio,
             )
-            no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(model)
+            no_sync = contextlib.nullcontext() if sync else accelerator.no_sync(setup.forward)
             with no_sync, accelerator.autocast():
                 features = setup.train_features(indices)
                 batch = model.codec.collate(
                     [setup.dec_rows[i] for i in indices], setup.precision.pad_multiple
                 )
                 batch.update(setup.train_cond.batch(indices, batch["input_ids"].shape[1]))
-                output = model(
-                    **device_batch(model, batch), features=features, generator=sample_gen
+                noise = sentence_noise(indices, config.seed, epoch, noise_width)
+                output = setup.forward(
+                    **device_batch(model, batch), features=features, noise=noise.to(model.device)
                 )
                 terms = elbo_loss(
                     output.tokens.nll,
@@ -206,8 +238,10 @@ def train_epoch(
                     beta,
                     config.free_bits,
                     config.reconstruction,
+                    processes.sum if processes.world > 1 else None,
                 )
-                setup.backward(terms.loss / group_size)
+                # DDP averages the processes' gradients; each holds its part of the sum.
+                setup.backward(terms.loss * (processes.world / group_size))
             values = torch.stack([terms.loss.detach(), terms.reconstruction, terms.kl]).float()
             finite = guard.see_batch(values)
             sums += torch.where(finite, values, 0.0)
@@ -247,9 +281,15 @@ def train_epoch(
         "train_kl": mean_kl,
         "train_seconds": seconds,
         "train_sents_per_s": len(setup.dec_rows) / seconds,
-        "encoder_passes": setup.feature_cache.misses,
+        "encoder_passes": encoder_passes(setup),
         "skipped_steps": skipped,
     }
+
+
+def encoder_passes(setup: RunSetup) -> int:
+    """Sentences the encoder has run on so far, over all processes."""
+    misses = torch.tensor([float(setup.feature_cache.misses)], device=setup.accelerator.device)
+    return int(setup.processes.sum(misses).item())
 
 
 def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:

@@ -14,10 +14,12 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import Conditions, prepare_conditions
+from lmvae.distributed import Processes
 from lmvae.errors import DataError
 from lmvae.features import FeatureCache
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
@@ -69,10 +71,13 @@ class RunSetup:
     eval_features: Features | None
     feature_cache: FeatureCache
     accelerator: Accelerator
+    processes: Processes
+    #: What a training step calls: the model, or with several processes its DDP wrapper.
+    forward: torch.nn.Module
     precision: Precision
     optimizer: Any  # torch optimizer, or Accelerate's wrapper of it
     scheduler: LambdaLR
-    n_batches: int
+    n_batches: int  # per epoch, each split over the processes
     total_steps: int
     backward: Callable
     clip_grad_norm: Callable
@@ -141,9 +146,12 @@ def prepare_run(
     eval_texts: Sequence[str] | AnnotatedCorpus,
     config: TrainConfig,
     fresh: bool,
+    processes: Processes | None = None,
 ) -> RunSetup:
     """Check the data, place the model, tokenise, and build optimizer and schedule; ``fresh``
-    (not resuming) lets fresh slot projections be calibrated."""
+    (not resuming) lets fresh slot projections be calibrated.  With several ``processes``
+    ``config.batch_size`` is each one's share of a batch."""
+    processes = processes or Processes()
     if not len(train_texts):
         raise DataError("no training sentences")
     # Labels (from the data, or spaCy) and categories, checked once for the whole run.
@@ -169,7 +177,7 @@ def prepare_run(
         eval_cache = FeatureCache(config.feature_cache_mb * 2**20)
         eval_features = feature_source(model, eval_set.texts, eval_cond, eval_cache)
 
-    n_batches = math.ceil(len(train_set.texts) / config.batch_size)
+    n_batches = processes.batch_count(len(train_set.texts), config.batch_size * processes.world)
     # The fused kernel updates all tensors in one pass; the per-tensor loop cost ~8 % of a CPU
     # step of the default model.
     optimizer = torch.optim.AdamW(
@@ -201,6 +209,8 @@ def prepare_run(
         eval_features=eval_features,
         feature_cache=cache,
         accelerator=accelerator,
+        processes=processes,
+        forward=model if plain else data_parallel(model, accelerator),
         precision=precision,
         optimizer=optimizer if plain else accelerator.prepare(optimizer),
         scheduler=scheduler,
@@ -209,3 +219,18 @@ def prepare_run(
         backward=Tensor.backward if plain else accelerator.backward,
         clip_grad_norm=torch.nn.utils.clip_grad_norm_ if plain else accelerator.clip_grad_norm_,
     )
+
+
+def data_parallel(model: LanguageVAE, accelerator: Accelerator) -> torch.nn.Module:
+    """The model prepared by Accelerate (DDP) with only its trainable weights synchronised.
+
+    DDP would otherwise broadcast every frozen backbone weight and buffer when it wraps the
+    model and the buffers again at each forward; told to ignore them, its gradient buckets and
+    broadcasts hold the heads (and any adapters) alone.
+    """
+    if accelerator.distributed_type == DistributedType.NO:
+        return model
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    frozen += [name for name, _ in model.named_buffers()]
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, frozen)
+    return accelerator.prepare_model(model)
