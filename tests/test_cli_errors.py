@@ -193,7 +193,8 @@ def test_a_config_field_of_the_wrong_type(capsys, tmp_path, make_vae):
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "encode", "reconstruct", "generate", "interpolate", "evaluate", "probe"]
+    "command",
+    ["train", "encode", "reconstruct", "generate", "interpolate", "evaluate", "probe", "explore"],
 )
 def test_every_command_that_loads_a_model_takes_trust_remote_code(command):
     import typer.main
@@ -202,7 +203,24 @@ def test_every_command_that_loads_a_model_takes_trust_remote_code(command):
 
     click_command = typer.main.get_command(app).commands[command]
     options = {o for p in click_command.params for o in getattr(p, "opts", [])}
-    assert "--trust-remote-code" in options
+    assert {"--trust-remote-code", "--allow-pickle"} <= options
+
+
+def test_explore_passes_trust_and_pickle_to_the_loader(monkeypatch, capsys):
+    import lmvae.cli.explore as explore
+
+    seen = {}
+
+    def load_model(model, device, trust_remote_code=False, allow_pickle=False):
+        seen.update(trust=trust_remote_code, pickle=allow_pickle)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(explore, "load_model", load_model)
+    assert main(["explore", "m", "--trust-remote-code", "--allow-pickle"]) == 2
+    assert seen == {"trust": True, "pickle": True}
+    assert main(["explore", "m"]) == 2
+    assert seen == {"trust": False, "pickle": False}
+    assert "stop here" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("lr", ["inf", "nan", "-inf"])

@@ -75,8 +75,11 @@ def test_decoder_labels_only_for_a_conditioned_decoder():
     assert batch["label_ids"][1].tolist() == [2, 3] + [PAD_LABEL] * 5
     assert codec.decoder_label_rows(TEXTS, LABELS)[1] == [2, 3]
     assert torch.equal(codec.target_labels(TEXTS, LABELS), batch["label_ids"])
-    out = codec.output_labels([["DET", "W", "XYZ"], ["W"]], 2)
-    assert out.tolist() == [[2, 3, UNK_LABEL], [3, PAD_LABEL, PAD_LABEL]]
+    out = codec.output_labels([["DET", "W"], ["W"]], 2)
+    assert out.tolist() == [[2, 3], [3, PAD_LABEL]]
+    # Labels named for generation must be known: a typo would mean "unknown" silently.
+    with pytest.raises(ConfigError, match="'XYZ' are not in the model's label vocabulary"):
+        codec.output_labels([["DET", "W", "XYZ"], ["W"]], 2)
     with pytest.raises(ConfigError, match="1 label rows for 2 latents"):
         codec.output_labels([["W"]], 2)
 
@@ -97,3 +100,25 @@ def test_special_ids_fall_back_to_eos():
     assert tok.bos_token_id is None and qwen.bos_id == tok.eos_token_id
     expected_pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     assert qwen.pad_id == expected_pad
+
+
+def test_notes_count_cut_sentences_and_unknown_labels():
+    assert _codec(encoder=True).notes(TEXTS, LABELS) == []  # nothing quietly changed
+    # 6 and 5 words: 8 and 7 encoder tokens with [CLS] and [SEP]; the decoder keeps 5.
+    notes = _codec(max_length=6).notes(TEXTS)
+    assert notes == [
+        "2 of 3 sentences are longer than the encoder's max_length and are cut to 6 tokens "
+        "(a longer --max-length keeps them whole)",
+        "1 of 3 sentences are longer than the decoder's max_length and are cut to 5 tokens "
+        "(a longer --max-length keeps them whole)",
+    ]
+    odd = [["DET", "NOUN", "NOUN", "ADP", "DET", "NOUN"], ["DET", "W"], LABELS[2]]
+    (line,) = _codec(encoder=True).notes(TEXTS, odd)
+    assert line == (
+        "4 of 13 word labels are not in the model's label vocabulary and are read as the "
+        "unknown label: 'NOUN' x3, 'ADP' x1"
+    )
+    # ... where the encoder reads them as UNK_LABEL (counted, not refused: corpora may hold
+    # labels the training data did not).
+    ids = _codec(encoder=True).encoder_inputs(TEXTS, odd)["token_labels"][0].tolist()
+    assert ids[1:7] == [2, UNK_LABEL, UNK_LABEL, UNK_LABEL, 2, UNK_LABEL]

@@ -120,6 +120,12 @@ def _local_folder(name_or_path: str | Path, revision: str | None) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
+    if _swap_name(path).is_dir():
+        raise LoadError(
+            f"{path} is missing: a save was interrupted while it swapped checkpoints, and the "
+            f"complete previous one is in {_swap_name(path)} (lmvae train --resume puts it "
+            "back, or rename it)"
+        )
     text = str(name_or_path)
     if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
         raise LoadError(f"{name_or_path} is not an lmvae model folder (no such directory)")
@@ -287,12 +293,34 @@ def push_to_hub(
 
 
 def replace_directory(source: Path, target: Path) -> None:
-    """Move a finished folder into place; an existing target is swapped out, then removed."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
+    """Move a finished folder into place; an existing target is swapped out, then removed.
+
+    The swap is two renames (target -> ``.<name>.old``, source -> target).  A process killed
+    between them leaves no target and a complete ``.old``: the next swap (or
+    :func:`recover_swap`) puts that back first instead of deleting it.
+    """
+    recover_swap(target)
+    old = _swap_name(target)
     if target.exists():
         os.replace(target, old)
     os.replace(source, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+def _swap_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def recover_swap(target: Path) -> bool:
+    """Finish what an interrupted :func:`replace_directory` left: with no ``target`` the
+    swapped-out ``.<name>.old`` is the complete previous folder and is renamed back (True);
+    next to a target it is only left over from the final removal and is deleted."""
+    old = _swap_name(target)
+    if not old.exists():
+        return False
+    if target.exists():
+        shutil.rmtree(old)
+        return False
+    os.replace(old, target)
+    return True

@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from lmvae.conditioning import WordLabels, align_labels, label_ids, word_label_ids
+from lmvae.conditioning import (
+    WordLabels,
+    align_labels,
+    label_ids,
+    unknown_labels,
+    word_label_ids,
+)
 from lmvae.config import VAEConfig
 from lmvae.data import collate_decoder, collate_labels, tokenize_decoder, tokenize_encoder
 from lmvae.errors import ConfigError
@@ -116,8 +122,48 @@ class TextCodec:
             raise ConfigError(f"{len(word_labels)} label rows for {n} latents")
         if not self.decoder_labels:
             return None
+        # Labels named by the caller for generation: a typo would silently mean "unknown".
+        unknown = unknown_labels(word_labels, self.config.annotations.labels)
+        if unknown:
+            raise ConfigError(
+                f"label(s) {', '.join(map(repr, sorted(unknown)[:5]))} are not in the model's "
+                f"label vocabulary ({', '.join(self.config.annotations.labels[:12])}"
+                f"{', ...' if len(self.config.annotations.labels) > 12 else ''})"
+            )
         rows = [label_ids(row, self.config.annotations.labels) for row in word_labels]
         return collate_labels(rows, max(1, *(len(r) for r in rows)))
+
+    def notes(self, texts: Sequence[str], word_labels: WordLabels | None = None) -> list[str]:
+        """What reading ``texts`` quietly changes, one line each (empty: nothing): sentences
+        cut at the encoder's or the decoder's max_length, and word labels outside the model's
+        vocabulary (read as the unknown label).  Tokenises the texts once more."""
+        lines = []
+        sides = (
+            ("encoder", self.encoder_tokenizer, True, self.config.encoder.max_length),
+            # The decoder keeps max_length - 1 tokens: EOS takes the last place.
+            ("decoder", self.decoder_tokenizer, False, self.config.decoder.max_length - 1),
+        )
+        for side, tokenizer, special, keep in sides:
+            ids = tokenizer(list(texts), add_special_tokens=special)["input_ids"]
+            cut = sum(len(row) > keep for row in ids)
+            if cut:
+                lines.append(
+                    f"{cut} of {len(ids)} sentences are longer than the {side}'s max_length "
+                    f"and are cut to {keep} tokens (a longer --max-length keeps them whole)"
+                )
+        ann = self.config.annotations
+        if word_labels is not None and ann.enabled:
+            unknown = unknown_labels(word_labels, ann.labels)
+            if unknown:
+                total = sum(len(row) for row in word_labels)
+                common = sorted(unknown.items(), key=lambda kv: -kv[1])[:5]
+                lines.append(
+                    f"{sum(unknown.values())} of {total} word labels are not in the model's "
+                    f"label vocabulary and are read as the unknown label: "
+                    + ", ".join(f"{lab!r} x{n}" for lab, n in common)
+                    + (", ..." if len(unknown) > 5 else "")
+                )
+        return lines
 
     def decode(self, rows: Sequence[Sequence[int]]) -> list[str]:
         """Token id rows -> texts, without special tokens or surrounding space."""

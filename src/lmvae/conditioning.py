@@ -50,6 +50,17 @@ def label_ids(row: Sequence[str], vocabulary: Sequence[str]) -> list[int]:
     return [index.get(lab, UNK_LABEL) for lab in row]
 
 
+def unknown_labels(word_labels: WordLabels, vocabulary: Sequence[str]) -> dict[str, int]:
+    """Labels of ``word_labels`` outside ``vocabulary``, with how often each occurs."""
+    known = set(vocabulary)
+    counts: dict[str, int] = {}
+    for row in word_labels:
+        for lab in row:
+            if lab not in known:
+                counts[lab] = counts.get(lab, 0) + 1
+    return counts
+
+
 def word_label_ids(
     texts: Sequence[str], word_labels: WordLabels, vocabulary: Sequence[str]
 ) -> list[list[int]]:

@@ -8,6 +8,7 @@ learns to stop; padding is masked out of attention and out of the loss.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections.abc import Sequence
@@ -72,8 +73,8 @@ def _field(record: object, field: str, where: str) -> str:
 
 
 def _read_csv(path: Path, field: str, delimiter: str) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter)
+    try:
         if reader.fieldnames is None:
             return []
         if field not in reader.fieldnames:
@@ -81,6 +82,8 @@ def _read_csv(path: Path, field: str, delimiter: str) -> list[str]:
                 f"{path}: no column {field!r} (columns: {', '.join(reader.fieldnames)})"
             )
         return [row[field] or "" for row in reader]
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
 
 
 def _read_hf_dataset(name: str, field: str, split: str) -> list[str]:

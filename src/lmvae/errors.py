@@ -22,3 +22,8 @@ class LoadError(LmvaeError, OSError):
 
 class TrainingDiverged(LmvaeError, ArithmeticError):
     """Training met too many non-finite losses or gradients in a row and stopped."""
+
+
+class CheckpointError(LmvaeError, OSError):
+    """A checkpoint or a run file could not be written (a full disk, a read-only folder); the
+    previous checkpoint is kept."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ class LanguageVAE(nn.Module):
         allow_pickle: bool = False,
     ) -> LanguageVAE:
         """Load the backbones a config names and build untrained heads (seeded) around them."""
+        config.validate()  # before loading anything: a bad setting fails at once
         enc, enc_tok = load_encoder(config.encoder.backbone, base_dir, allow_pickle=allow_pickle)
         dec, dec_tok = load_decoder(config.decoder.backbone, base_dir, allow_pickle=allow_pickle)
         model = cls(config, enc, enc_tok, dec, dec_tok, seed=seed)
@@ -324,8 +326,18 @@ class LanguageVAE(nn.Module):
         """Token ids (without BOS and EOS) decoded from latents z (N, D); :meth:`decode`'s
         options.  A row as long as the output limit ended without EOS."""
         generation = generation or GenerationConfig(**kwargs)
+        if not isinstance(z, Tensor):
+            raise ConfigError(f"latents must be a tensor (N, {self.latent_size}), got {type(z)}")
         if z.dim() != 2 or z.shape[1] != self.latent_size:
             raise ConfigError(f"latents must be (N, {self.latent_size}), got {tuple(z.shape)}")
+        if not z.dtype.is_floating_point:
+            raise ConfigError(f"latents must be floating point, got {z.dtype}")
+        bad = (~torch.isfinite(z)).any(dim=1).nonzero().flatten().tolist()
+        if bad:
+            raise ConfigError(
+                f"{len(bad)} latent(s) hold NaN or inf (row {', '.join(map(str, bad[:5]))}): "
+                "they decode to nothing meaningful"
+            )
         z = z.to(self.device, self.encoder.head.weight.dtype)
         if word_labels is not None and label_ids is None:
             label_ids = self.codec.output_labels(word_labels, z.shape[0])
@@ -377,6 +389,10 @@ class LanguageVAE(nn.Module):
     ) -> list[str]:
         """n sentences decoded from z ~ p(z), or from p(z | category) with a mixture prior;
         ``seed`` fixes both z and any sampling."""
+        if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+            raise ConfigError(f"sample_prior needs a whole number n >= 1 of sentences, got {n!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
+            raise ConfigError(f"seed must be an integer or None, got {seed!r}")
         # Without a seed, draw from torch's global RNG so torch.manual_seed governs the result.
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         component = None
@@ -392,8 +408,10 @@ class LanguageVAE(nn.Module):
     ) -> list[str]:
         """Decode ``steps`` points from the latent of ``start`` to that of ``end`` (inclusive),
         on a straight line or (``mode="slerp"``) along the great circle."""
-        if steps < 2:
-            raise ConfigError(f"interpolation needs at least 2 steps, got {steps}")
+        if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 2:
+            raise ConfigError(f"interpolation needs a whole number of steps >= 2, got {steps!r}")
+        for name, text in (("start", start), ("end", end)):
+            _check_sentence(text, name)
         word_labels = kwargs.pop("word_labels", None)
         za, zb = self.encode([start, end], word_labels=word_labels)
         return self.decode(interpolate_latents(za, zb, steps, mode), **kwargs)
@@ -418,9 +436,21 @@ def interpolate_latents(za: Tensor, zb: Tensor, steps: int, mode: str = "linear"
 
 
 def _as_list(texts: Sequence[str]) -> list[str]:
+    """The sentences as a list, each checked: a string with something in it."""
     if isinstance(texts, str):
         raise ConfigError("expected a list of sentences, got a single string")
     texts = list(texts)
     if not texts:
         raise ConfigError("no sentences given")
+    for i, text in enumerate(texts):
+        _check_sentence(text, f"sentence {i}")
     return texts
+
+
+def _check_sentence(text: object, name: str) -> None:
+    """An empty or whitespace-only sentence has no tokens to encode: the posterior would be
+    the encoder's reading of its special tokens alone, and a made-up sentence would come back."""
+    if not isinstance(text, str):
+        raise ConfigError(f"{name} must be a string, got {type(text).__name__}: {text!r:.60}")
+    if not text.strip():
+        raise ConfigError(f"{name} is empty or only whitespace ({text!r:.20}): nothing to encode")

@@ -17,13 +17,35 @@ from typing import Any
 
 from lmvae.errors import DataError
 
+#: Control characters that text files hold (tab, line and page breaks); any other C0 control
+#: or DEL in more than 1 % of a file's characters, or a NUL anywhere, marks a binary file.
+TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+CONTROL_SHARE = 0.01
+
 
 def read_text(path: Path) -> str:
-    """File text; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped."""
+    """File text; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped.  A file
+    that is not text (not UTF-8, a NUL byte, many control characters) is a DataError."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    check_text(text, str(path))
+    return text
+
+
+def check_text(text: str, where: str) -> None:
+    """Refuse what is not text: a NUL character, or control characters (other than tabs and
+    line breaks) in more than 1 % of it."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise DataError(f"{where} is not a text file: it holds a NUL byte (character {nul})")
+    controls = sum(1 for c in text if (c < " " or c == "\x7f") and c not in TEXT_CONTROLS)
+    if controls and controls > CONTROL_SHARE * len(text):
+        raise DataError(
+            f"{where} is not a text file: {controls} of its {len(text)} characters are control "
+            "characters"
+        )
 
 
 def jsonl_records(path: Path) -> list[tuple[str, Any]]:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import DeviceOpt, ThreadsOpt, load_model, set_threads
+from lmvae.cli.common import (
+    DeviceOpt,
+    PickleOpt,
+    ThreadsOpt,
+    TrustOpt,
+    check_device,
+    load_model,
+    set_threads,
+)
 from lmvae.errors import ConfigError
 
 
@@ -45,6 +53,8 @@ def explore(
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Explore a model's latent space in the browser: encode, decode, traverse, interpolate,
     do arithmetic and map a corpus."""
@@ -63,6 +73,7 @@ def explore(
             )
         token = secrets.token_urlsafe(24)
     set_threads(threads)
+    check_device(device)
     name = model
     if model == "demo":
         model, data = _demo_model(), data or "demo"
@@ -70,7 +81,7 @@ def explore(
     if data is not None:
         corpus = load_probe_data(data, text_field=text_field, roles_field=labels_field)
     say(f"loading {model} ...")
-    vae = load_model(model, device)
+    vae = load_model(model, device, trust_remote_code, allow_pickle)
     say(f"encoding {0 if corpus is None else min(len(corpus), max_sentences)} corpus sentences ...")
     explorer = Explorer(vae, corpus, max_corpus=max_sentences, seed=seed, name=name)
     app = create_app(explorer, hosts=allowed_hosts(host, allowed_host or ()), token=token)

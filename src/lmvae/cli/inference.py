@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,8 +68,12 @@ def _read_for_model(vae, data: Path, text_field: str):
     annotated = data.suffix.lower() in (".jsonl", ".json", *CONLL_SUFFIXES)
     if ann.enabled and ann.source == "file" and annotated:
         corpus = read_annotations(data, ann.field, None, text_field)
-        return corpus.texts, corpus.labels
-    return read_corpus(data, text_field), None
+        texts, labels = corpus.texts, corpus.labels
+    else:
+        texts, labels = read_corpus(data, text_field), None
+    for note in vae.codec.notes(texts, labels):
+        print(f"note: {data}: {note}", file=sys.stderr)
+    return texts, labels
 
 
 def encode(

@@ -8,6 +8,7 @@ the checkpoints (:mod:`.state`).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from lmvae.training.state import (
     RunState,
     TrainResult,
     record_epoch,
+    recover_run,
     restore,
     write_train_config,
 )
@@ -69,6 +71,8 @@ def train(
     """
     config = config or TrainConfig()
     config.validate()
+    for name, texts in (("train_texts", train_texts), ("eval_texts", eval_texts)):
+        check_sentences(name, texts)
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
@@ -83,10 +87,33 @@ def train(
     check_run_folder(out, resume, overwrite)
     with run_lock(out):
         check_run_folder(out, resume, overwrite)  # again, now that no other run can write
-        if not resume:
+        if resume:
+            for note in recover_run(out):
+                if log is not None:
+                    log(note)
+        else:
             clear_run(out)
         processes.wait()
         return _train(model, train_texts, eval_texts, config, out, log, resume, processes)
+
+
+def check_sentences(name: str, texts: object) -> None:
+    """A corpus must be sentences: a list of strings or an AnnotatedCorpus, not a single
+    string or a file name (which would train on its characters)."""
+    if isinstance(texts, AnnotatedCorpus):
+        return
+    if isinstance(texts, str | bytes | os.PathLike):
+        raise ConfigError(
+            f"{name} is a single {type(texts).__name__}, not a list of sentences: to train on a "
+            "file, read it first (lmvae.data.read_corpus)"
+        )
+    if not (hasattr(texts, "__len__") and hasattr(texts, "__getitem__")):
+        raise ConfigError(f"{name} must be a list of sentences, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"{name}[{i}] is a {type(text).__name__}, not a sentence: {text!r:.60}"
+            )
 
 
 def _train(
@@ -105,6 +132,9 @@ def _train(
     if log is not None and processes.world * config.gradient_accumulation_steps > 1:
         log(global_batch(config, processes.world))
     run = RunState()
+    for note in setup.notes:
+        if log is not None:
+            log(note)
     if resume:
         restored = restore(model, out, setup.optimizer, setup.scheduler)
         if restored is not None:
@@ -135,17 +165,8 @@ def _train(
             log(format_record(record))
         best = run.is_best(run.score(metrics, config.best_metric, epoch), epoch)
         if writes:
-            append = epoch > run.first_epoch or resume
             record_epoch(
-                model,
-                out,
-                run,
-                record,
-                best,
-                config.to_dict(),
-                setup.scheduler,
-                setup.optimizer,
-                append,
+                model, out, run, record, best, config.to_dict(), setup.scheduler, setup.optimizer
             )
         budget = 60 * config.max_minutes
         spent = bool(budget) and time.perf_counter() - started >= budget
@@ -155,6 +176,7 @@ def _train(
                 log(f"stopping after epoch {epoch}: the {minutes}-minute budget is spent")
             break
     result = run.result
+    result.notes = setup.notes
     if out is not None and result.best_dir is None and (out / "best").is_dir():
         result.best_dir = out / "best"
     if setup.forward is not model:

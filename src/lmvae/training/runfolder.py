@@ -48,9 +48,16 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"run folder {out} is a file")
     if resume:
-        if not (out / "last" / "trainer_state.json").is_file():
+        if not resumable(out):
+            started = (out / "history.jsonl").is_file() or (out / "train_config.json").is_file()
             raise ConfigError(
                 f"nothing to resume in {out}: it has no last/ checkpoint of a finished epoch"
+                + (
+                    " (the run stopped before its first checkpoint was written: start it "
+                    "again with --overwrite)"
+                    if started
+                    else ""
+                )
             )
         return
     held = sorted(p.name for p in out.iterdir() if p.name != LOCK) if out.is_dir() else []
@@ -59,6 +66,15 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             f"{out} is not empty ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
             "resume the run in it (--resume), replace it (--overwrite), or choose another --out"
         )
+
+
+def resumable(out: Path) -> bool:
+    """Whether ``out`` holds a finished epoch's ``last`` checkpoint, also one swapped out to
+    ``.last.old`` by a save killed between its two renames (resuming puts it back)."""
+    state = "trainer_state.json"
+    if (out / "last" / state).is_file():
+        return True
+    return not (out / "last").exists() and (out / ".last.old" / state).is_file()
 
 
 def clear_run(out: Path) -> None:
@@ -88,8 +104,13 @@ def run_lock(out: Path) -> Iterator[None]:
             fd, depth = _held[key]
             _held[key] = (fd, depth - 1)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(out / LOCK)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(out / LOCK)
+    except OSError as e:  # a read-only or full file system, a folder we may not write
+        raise ConfigError(
+            f"cannot write in the run folder {out} ({e.strerror or e}): nothing was changed"
+        ) from None
     _held[key] = (fd, 1)
     try:
         yield

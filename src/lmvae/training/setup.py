@@ -81,6 +81,8 @@ class RunSetup:
     total_steps: int
     backward: Callable
     clip_grad_norm: Callable
+    #: What reading the corpora quietly changed (sentences cut, unknown labels), for the log.
+    notes: list[str]
 
 
 def choose_precision(model: LanguageVAE, config: TrainConfig) -> tuple[Precision, Accelerator]:
@@ -168,6 +170,9 @@ def prepare_run(
     empty = [train_set.texts[i] for i, r in enumerate(dec_rows) if not r]
     if empty:
         raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
+    notes = [f"training data: {n}" for n in model.codec.notes(train_set.texts, train_set.labels)]
+    if eval_set is not None:
+        notes += [f"held-out data: {n}" for n in model.codec.notes(eval_set.texts, eval_set.labels)]
     if fresh:
         calibrate_slots(model, dec_rows)
     cache = FeatureCache(config.feature_cache_mb * 2**20)
@@ -218,6 +223,7 @@ def prepare_run(
         total_steps=total_steps,
         backward=Tensor.backward if plain else accelerator.backward,
         clip_grad_norm=torch.nn.utils.clip_grad_norm_ if plain else accelerator.clip_grad_norm_,
+        notes=notes,
     )
 
 

@@ -3,11 +3,18 @@
 ``<out>/best`` and ``<out>/last`` are written atomically (staged beside the target, then
 renamed) and each loads with :meth:`LanguageVAE.from_pretrained`; ``last`` also holds the
 optimizer and the scheduler position, so an interrupted run resumes after its last finished
-epoch.
+epoch.  ``history.jsonl`` is rewritten whole and atomically each epoch, before the
+checkpoints; on resume, records past ``last`` are dropped.
+
+A process killed at any point of this leaves a run that resumes: :func:`recover_run` puts back
+a checkpoint swapped out by an interrupted swap and removes what unfinished saves left; a
+failed save (a full disk, a read-only folder) removes its staging folder and raises
+:class:`CheckpointError`, keeping the previous checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -21,10 +28,12 @@ from torch.optim.lr_scheduler import LambdaLR
 from lmvae.checkpoint import (
     load_optimizer,
     load_trainable_weights,
+    recover_swap,
     replace_directory,
     save_optimizer,
     save_pretrained,
 )
+from lmvae.errors import CheckpointError, DataError
 from lmvae.model import LanguageVAE
 from lmvae.textfiles import atomic_write
 
@@ -42,6 +51,9 @@ class TrainResult:
     best_dir: Path | None = None
     last_dir: Path | None = None
     seconds: float = 0.0
+    #: What reading the corpora quietly changed: sentences cut at max_length, word labels
+    #: outside the model's vocabulary (also passed to the ``log`` callback).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,17 +90,46 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
     """Write a loadable model folder plus trainer state (and optimizer state, for resuming),
-    atomically: staged beside the target, then renamed into place."""
+    atomically: staged beside the target, then renamed into place.  ``trainer_state.json`` is
+    written last, so a folder holding it is complete.  On failure the staging folder is
+    removed and the previous checkpoint stays (CheckpointError)."""
     staging = target.with_name(f".{target.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
     metrics = {k[5:]: v for k, v in state.get("metrics", {}).items() if k.startswith("eval_")}
-    save_pretrained(model, staging, metrics=metrics or None)
-    if optimizer is not None:
-        save_optimizer(optimizer, staging)
-    (staging / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
-    replace_directory(staging, target)
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_pretrained(model, staging, metrics=metrics or None)
+        if optimizer is not None:
+            save_optimizer(optimizer, staging)
+        (staging / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
+        replace_directory(staging, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging, ignore_errors=True)
+            recover_swap(target)
+        raise CheckpointError(
+            f"cannot write the checkpoint {target}: {e.strerror or e}; the previous checkpoint "
+            "is kept"
+        ) from e
     return target
+
+
+def recover_run(out: Path) -> list[str]:
+    """Repair what a killed or failed save left in a run folder, before resuming it: a
+    checkpoint swapped out by an interrupted swap is put back (it is complete), and staging
+    folders and temporary files of unfinished writes are removed.  One line per repair."""
+    notes = []
+    for name in ("best", "last"):
+        if recover_swap(out / name):
+            notes.append(f"{name}/ put back from .{name}.old (a save was killed mid-swap)")
+        staging = out / f".{name}.tmp"
+        if staging.exists():
+            shutil.rmtree(staging)
+            notes.append(f"removed .{name}.tmp, left by an unfinished save")
+    for kept in (HISTORY, "train_config.json"):
+        for tmp in out.glob(f".{kept}.*.tmp"):
+            tmp.unlink()
+    return notes
 
 
 def write_train_config(out: Path, config: Any) -> None:
@@ -105,10 +146,30 @@ def json_safe(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_history(out: Path) -> list[dict[str, Any]]:
+    """The records of history.jsonl; a torn last line (from a version that appended to it)
+    is dropped, any other bad line is a DataError."""
     path = out / HISTORY
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(n, line) for n, line in enumerate(path.read_text().split("\n"), 1) if line.strip()]
+    records = []
+    for i, (n, line) in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise DataError(f"{path}:{n} is not a JSON record") from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            raise DataError(f"{path}:{n} is not an epoch record")
+        records.append(record)
+    return records
+
+
+def write_history(out: Path, history: list[dict[str, Any]]) -> None:
+    """history.jsonl, rewritten whole and atomically: a kill never leaves half a line."""
+    text = "".join(json.dumps(json_safe(r), allow_nan=False) + "\n" for r in history)
+    atomic_write(out / HISTORY, lambda p: Path(p).write_text(text))
 
 
 def scheduler_state(scheduler: LambdaLR) -> dict[str, Any]:
@@ -135,9 +196,11 @@ def restore(
         best_score=math.inf if state.get("best_score") is None else state["best_score"],
     )
     run.result.best_epoch = state.get("best_epoch", 0)
-    run.result.history = [r for r in read_history(out) if r["epoch"] < run.first_epoch]
-    # Drop records of an epoch that finished but was not checkpointed.
-    (out / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in run.result.history))
+    # Records of an epoch that finished but was not checkpointed are dropped; of an epoch
+    # recorded twice (by older versions) the last one is kept.
+    by_epoch = {r["epoch"]: r for r in read_history(out) if r["epoch"] < run.first_epoch}
+    run.result.history = [by_epoch[e] for e in sorted(by_epoch)]
+    write_history(out, run.result.history)
     return run
 
 
@@ -150,9 +213,9 @@ def record_epoch(
     train_config: dict[str, Any],
     scheduler: LambdaLR,
     optimizer: torch.optim.Optimizer,
-    append: bool,
 ) -> None:
-    """Append the epoch to history.jsonl and write ``best`` (when it is) and ``last``."""
+    """Write history.jsonl (the run's records up to ``record``), then ``best`` (when it is)
+    and ``last``."""
     state = {
         "epoch": record["epoch"],
         "step": run.step,
@@ -162,8 +225,13 @@ def record_epoch(
         "train_config": train_config,
         "metrics": json_safe(record),
     }
-    with (out / HISTORY).open("a" if append else "w") as f:
-        f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+    history = [r for r in run.result.history if r["epoch"] < record["epoch"]] + [record]
+    try:
+        write_history(out, history)
+    except OSError as e:
+        raise CheckpointError(
+            f"cannot write {out / HISTORY}: {e.strerror or e}; the previous checkpoint is kept"
+        ) from e
     if best:
         run.result.best_dir = save_checkpoint(model, out / "best", state)
     run.result.last_dir = save_checkpoint(model, out / "last", state, optimizer)
