@@ -68,7 +68,7 @@ def test_bf16_decoder_pass_keeps_fp32_losses_and_gradients(make_vae):
 def test_bf16_training_on_cpu_is_deterministic_and_leaves_fp32_weights(make_vae):
     train_texts, eval_texts = split_corpus(CORPUS, 0.1, 1000, seed=0)
     config = TrainConfig(
-        epochs=2,
+        epochs=4,
         batch_size=8,
         lr=3e-3,
         eval_decode_sentences=4,
@@ -89,7 +89,8 @@ def test_bf16_training_on_cpu_is_deterministic_and_leaves_fp32_weights(make_vae)
     assert histories[0] == histories[1]
     final = histories[0][-1]
     assert all(torch.isfinite(torch.tensor(final[k])) for k in ("train_loss", "eval_loss"))
-    assert final["train_loss"] < histories[0][0]["train_loss"]
+    # Reconstruction, not the loss: the loss also carries beta, which rises between epochs.
+    assert final["train_recon"] < histories[0][0]["train_recon"]
 
 
 def test_default_mixed_precision(monkeypatch):

@@ -104,6 +104,7 @@ def run_lock(out: Path) -> Iterator[None]:
             fd, depth = _held[key]
             _held[key] = (fd, depth - 1)
         return
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd = _acquire(out / LOCK)
@@ -120,6 +121,9 @@ def run_lock(out: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 (out / LOCK).unlink()  # still held, so no other process holds this file
         os.close(fd)
+        if created:  # a run that failed before writing anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if empty
 
 
 def _acquire(path: Path) -> int:
