@@ -218,3 +218,13 @@ def test_pool_by_label_by_hand():
     labels = torch.tensor([[PAD_LABEL, 2, 2, 3]])  # the last token is padding
     out = pool_by_label(states, mask, labels, groups=3)  # groups: unknown, label 2, label 3
     torch.testing.assert_close(out, torch.tensor([[[0.0, 0.0], [4.0, 3.0], [0.0, 0.0]]]))
+
+
+def test_init_logvar_sets_the_starting_posterior_spread(loaded):
+    model, tok = loaded("bert")
+    enc = _inputs(tok, "right")
+    for start in (0.0, -4.0):
+        head = SentenceEncoder(model, EncoderConfig(init_logvar=start), latent_size=16)
+        _, logvar = head.posterior(head.features(enc["input_ids"], enc["attention_mask"]))
+        # The weights add a spread around the bias, not a shift.
+        assert abs(logvar.mean().item() - start) < 0.5

@@ -18,6 +18,9 @@ def test_a_preset_sets_what_it_names_and_is_recorded():
     default = VAEConfig.create("enc", "dec", 8)
     assert default.preset is None and default.decoder.injection == "prompt"
     assert default.encoder.layer == "mix"
+    # The tiny preset keeps the start and batch its measurements were made with.
+    assert tiny.encoder.init_logvar == 0.0 and default.encoder.init_logvar == -4.0
+    assert TrainConfig.from_preset("tiny").batch_size == 32 != TrainConfig().batch_size
 
 
 def test_explicit_settings_win_over_the_preset():

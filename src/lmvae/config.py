@@ -56,6 +56,11 @@ class EncoderConfig:
     #: L2-normalise the pooled vector before the posterior head (instead of the default
     #: LayerNorm).
     normalize: bool = False
+    #: Starting log-variance of the posterior (the bias of the head's log-variance half).  At 0
+    #: the sampling noise (sigma 1) drowns the starting posterior means (spread ~0.6), so the
+    #: decoder first learns from noise; at -4 (sigma 0.14) it reads the encoder's signal from
+    #: the first step (docs/benchmarks.md).  The tiny preset keeps 0.
+    init_logvar: float = -4.0
     #: Encoder input length in tokens; longer inputs are truncated.
     max_length: int = 64
     #: Rank of LoRA adapters (PEFT) on the encoder; 0 leaves it frozen.  They only matter when a

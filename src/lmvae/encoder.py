@@ -106,12 +106,19 @@ class SentenceEncoder(nn.Module):
         self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
         self.label_norm = nn.LayerNorm(hidden) if self.label_groups else None
         self.head = nn.Linear(hidden * (1 + self.label_groups), 2 * latent_size)
+        self.latent_size = latent_size
+        self.reset_logvar()
         # Hidden state i < N is the input of layer i, so pooling shallow states needs only the
         # layers below them: the default (embeddings) needs none.  Whether the stack found is
         # the one the states come from is checked against a full pass on the first batch.
         deepest = max(self.layers)
         self._stack = layer_stack(backbone, n_states - 1) if deepest < n_states - 1 else None
         self._early_exit: bool | None = None  # None: not checked yet
+
+    def reset_logvar(self) -> None:
+        """Start the posterior's log-variance at ``config.init_logvar`` (the head's bias)."""
+        with torch.no_grad():
+            self.head.bias[self.latent_size :].fill_(self.config.init_logvar)
 
     @property
     def feature_shape(self) -> tuple[int, ...]:

@@ -28,9 +28,15 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "small LMs pretrained on the corpus itself (the demo, the reference's bert-tiny / "
-        "gpt2-tiny): the embedding layer pooled, 16 prefix K/V slots, learning rate 1e-2",
-        model={"decoder_injection": "prefix", "decoder_hidden": 0, "encoder_layer": 0},
-        train={"lr": 1e-2},
+        "gpt2-tiny): the embedding layer pooled, 16 prefix K/V slots, posterior log-variance "
+        "starting at 0, learning rate 1e-2, 32 sentences per step",
+        model={
+            "decoder_injection": "prefix",
+            "decoder_hidden": 0,
+            "encoder_layer": 0,
+            "encoder_init_logvar": 0.0,
+        },
+        train={"lr": 1e-2, "batch_size": 32},
     ),
 }
 
