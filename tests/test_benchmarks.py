@@ -56,3 +56,29 @@ def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
         # 6 words and EOS a sentence, 8 sentences a step (one token a word here).
         assert row["tokens_per_step"] == 56
         assert row["decoder_non_embedding_params"] > 0
+
+
+def test_real_models_benchmark_runs_each_part_in_a_subprocess():
+    """benchmarks/real_models.py on a handful of sentences: lmvae, a ceiling and decoding."""
+    from lmvae.demo.real import real_backbones
+    from lmvae.errors import LoadError
+
+    try:
+        real_backbones()
+    except LoadError as e:
+        if os.environ.get("LMVAE_REQUIRE_REAL_MODELS") == "1":
+            raise
+        import pytest
+
+        pytest.skip(str(e))
+    args = ("--threads", "1", "--sentences", "16", "--decode-sentences", "4", "--batch-size", "8")
+    parts = ("--parts", "lmvae,ceiling_a_prompt,decode", "--tag", "pytest_smoke")
+    _run("real_models.py", *args, *parts, timeout=300)
+    out = BENCHMARKS / "results" / "real_models" / "pytest_smoke.json"
+    record = json.loads(out.read_text())
+    out.unlink()
+    assert record["lmvae"]["sents_per_s"] > 0 and record["lmvae"]["peak_rss_mb"] > 0
+    assert record["ceiling_a_prompt"]["tokens_per_s"] > 0
+    assert (
+        record["decode"]["lmvae_sents_per_s"] > 0 and record["decode"]["generate_sents_per_s"] > 0
+    )

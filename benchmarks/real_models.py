@@ -1,0 +1,279 @@
+"""Speed and memory on real pretrained models: lmvae against its frozen decoder's own ceilings.
+
+all-MiniLM-L6-v2 -> SmolLM2-135M-Instruct (GGUF; ``--decoder`` takes another decoder folder or
+.gguf file) on WordNet glosses (lmvae.wordnet), identical batches for every row:
+
+- lmvae training: sentences/s and decoder tokens/s of the second epoch (encoder features
+  cached, as in every epoch after the first), peak RSS;
+- ceiling (a): the same frozen decoder's forward + backward with its LM head and
+  cross-entropy, gradients to the input embeddings only, in lmvae's precision, attention
+  implementation and padding; once over lmvae's whole sequence (the z positions of the soft
+  prompt included, embeddings standing in for them) and once over the sentence tokens alone;
+- ceiling (b): transformers' defaults on the tokens (fp32, the model's default attention,
+  padded batches);
+- decoding: lmvae's greedy reconstructions from posterior means against the decoder's own
+  ``generate()`` with a KV cache, forced to lmvae's output length per batch;
+- a plain bf16 matmul's FLOP/s on this machine.
+
+Every row runs in a subprocess of its own, one after another, so peak RSS is clean::
+
+    .venv/bin/python benchmarks/real_models.py --threads 2 --tag cpu2
+
+Writes benchmarks/results/real_models/TAG.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "real_models"
+PARTS = ("matmul", "lmvae", "ceiling_a_prompt", "ceiling_a_tokens", "ceiling_b", "decode")
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _setup(args):
+    """The VAE, the training texts and their decoder batches exactly as lmvae collates them."""
+    from lmvae import LanguageVAE
+    from lmvae.demo.real import real_backbones
+    from lmvae.wordnet import build_corpus
+
+    encoder, decoder = real_backbones()
+    vae = LanguageVAE.from_backbones(
+        encoder, args.decoder or decoder, latent_size=args.latent_size, seed=0
+    )
+    texts = build_corpus(seed=0).train[: args.sentences]
+    return vae, texts
+
+
+def _batches(vae, texts, batch_size: int, pad_multiple: int):
+    rows = vae.codec.decoder_rows(texts)
+    return [
+        vae.codec.collate(rows[i : i + batch_size], pad_multiple)
+        for i in range(0, len(rows), batch_size)
+    ]
+
+
+def part_matmul(args) -> dict:
+    n = 2048
+    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    reps = 20
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    seconds = time.perf_counter() - start
+    return {"bf16_matmul_gflops": round(2 * n**3 * reps / seconds / 1e9, 1)}
+
+
+def part_lmvae(args) -> dict:
+    from lmvae import TrainConfig, train
+
+    vae, texts = _setup(args)
+    config = TrainConfig(
+        epochs=2,
+        batch_size=args.batch_size,
+        eval_fraction=0.0,
+        progress=False,
+        seed=0,
+        lr_schedule="constant",
+    )
+    result = train(vae, texts, (), config)
+    epoch = result.history[-1]
+    tokens = sum(len(r) + 1 for r in vae.codec.decoder_rows(texts))  # BOS, as the ceilings
+    return {
+        "sents_per_s": round(epoch["train_sents_per_s"], 2),
+        "tokens_per_s": round(tokens / epoch["train_seconds"], 1),
+        "seconds": round(epoch["train_seconds"], 1),
+        "first_epoch_sents_per_s": round(result.history[0]["train_sents_per_s"], 2),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _ceiling(args, lmvae_precision: bool, prompt: bool) -> dict:
+    """Forward + backward of the frozen decoder alone, gradients to the input embeddings."""
+    from lmvae.precision import cpu_bf16_decoder, default_mixed_precision
+
+    vae, texts = _setup(args)
+    lm = vae.decoder.lm
+    bf16 = lmvae_precision and default_mixed_precision(torch.device("cpu")) == "bf16"
+    batches = _batches(vae, texts, args.batch_size, 4 if bf16 else 1)
+    slots = vae.decoder.num_slots if prompt else 0
+    embed = lm.get_input_embeddings()
+    context = cpu_bf16_decoder(lm) if bf16 else torch.autocast("cpu", enabled=False)
+
+    def step(batch) -> None:
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        inputs = embed(ids).detach()
+        labels = torch.where(mask > 0, ids, -100)
+        if slots:
+            extra = torch.randn(ids.shape[0], slots, inputs.shape[-1]) * inputs.std()
+            inputs = torch.cat([extra, inputs], 1)
+            mask = torch.cat([torch.ones(ids.shape[0], slots, dtype=mask.dtype), mask], 1)
+            labels = torch.cat([torch.full((ids.shape[0], slots), -100), labels], 1)
+        inputs = inputs.to(torch.bfloat16 if bf16 else torch.float32).requires_grad_(True)
+        loss = lm(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
+        loss.backward()
+
+    with context:
+        step(batches[0])  # warm-up: kernels, packed weights
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        seconds = time.perf_counter() - start
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    return {
+        "sents_per_s": round(len(texts) / seconds, 2),
+        "tokens_per_s": round(tokens / seconds, 1),
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def part_ceiling_a_prompt(args) -> dict:
+    return _ceiling(args, lmvae_precision=True, prompt=True)
+
+
+def part_ceiling_a_tokens(args) -> dict:
+    return _ceiling(args, lmvae_precision=True, prompt=False)
+
+
+def part_ceiling_b(args) -> dict:
+    return _ceiling(args, lmvae_precision=False, prompt=False)
+
+
+def part_decode(args) -> dict:
+    """lmvae's greedy decoding from posterior means, then generate() forced to its lengths."""
+    vae, texts = _setup(args)
+    texts = texts[: args.decode_sentences]
+    bf16 = torch.device("cpu").type == "cpu" and _fast_bf16()
+    z = vae.encode(texts)
+    vae.decode_ids(z[:8], bf16=bf16, batch_size=args.batch_size)  # warm-up
+    start = time.perf_counter()
+    rows = vae.decode_ids(z, bf16=bf16, batch_size=args.batch_size)
+    ours = time.perf_counter() - start
+    lm = vae.decoder.lm
+    bos = vae.codec.bos_id
+    generated = 0
+    from lmvae.precision import frozen_weights_in
+
+    context = frozen_weights_in(lm, torch.bfloat16) if bf16 else torch.autocast("cpu", False)
+    with context, torch.no_grad():
+        start = time.perf_counter()
+        for i in range(0, len(rows), args.batch_size):
+            length = max(len(r) for r in rows[i : i + args.batch_size]) + 1  # EOS included
+            n = len(rows[i : i + args.batch_size])
+            out = lm.generate(
+                torch.full((n, 1), bos),
+                attention_mask=torch.ones(n, 1, dtype=torch.long),
+                min_new_tokens=length,
+                max_new_tokens=length,
+                do_sample=False,
+                pad_token_id=vae.codec.eos_id,
+            )
+            generated += n * (out.shape[1] - 1)
+        theirs = time.perf_counter() - start
+    tokens = sum(len(r) + 1 for r in rows)
+    return {
+        "lmvae_sents_per_s": round(len(texts) / ours, 2),
+        "lmvae_tokens_per_s": round(tokens / ours, 1),
+        "generate_sents_per_s": round(len(texts) / theirs, 2),
+        "generate_tokens_per_s": round(generated / theirs, 1),
+        "bf16": bf16,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _fast_bf16() -> bool:
+    from lmvae.precision import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
+
+
+def _run_part(name: str, argv: list[str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--part", name, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    if out.returncode:
+        raise SystemExit(f"part {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _table(record: dict) -> str:
+    lm, a, a0, b = (
+        record[k] for k in ("lmvae", "ceiling_a_prompt", "ceiling_a_tokens", "ceiling_b")
+    )
+    d = record["decode"]
+    lines = [
+        "| row | sentences/s | tokens/s | peak RSS (MB) | lmvae / row |",
+        "|---|---:|---:|---:|---:|",
+        f"| lmvae training (epoch 2) | {lm['sents_per_s']} | {lm['tokens_per_s']} "
+        f"| {lm['peak_rss_mb']} | 1.00 |",
+    ]
+    for name, row in (
+        ("ceiling (a): decoder fwd+bwd, lmvae's sequence (soft prompt + tokens)", a),
+        ("ceiling (a): decoder fwd+bwd, tokens only", a0),
+        ("ceiling (b): transformers defaults (fp32, default attention)", b),
+    ):
+        ratio = lm["sents_per_s"] / row["sents_per_s"]
+        lines.append(
+            f"| {name} | {row['sents_per_s']} | {row['tokens_per_s']} | {row['peak_rss_mb']} "
+            f"| {ratio:.2f} |"
+        )
+    ratio = d["lmvae_sents_per_s"] / d["generate_sents_per_s"]
+    lines += [
+        f"| lmvae greedy decoding | {d['lmvae_sents_per_s']} | {d['lmvae_tokens_per_s']} "
+        f"| {d['peak_rss_mb']} | 1.00 |",
+        f"| generate() forced to lmvae's lengths | {d['generate_sents_per_s']} "
+        f"| {d['generate_tokens_per_s']} | | {ratio:.2f} |",
+    ]
+    return "\n".join(lines) + f"\n\nbf16 matmul: {record['matmul']['bf16_matmul_gflops']} GFLOP/s"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sentences", type=int, default=1024)
+    parser.add_argument("--decode-sentences", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--latent-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decoder", default=None, help="decoder folder or .gguf (SmolLM2)")
+    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.part:
+        torch.manual_seed(0)
+        result = globals()[f"part_{args.part}"](args)
+        print(json.dumps(result))
+        return result
+    passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
+    record: dict = {"tag": args.tag, "args": vars(args)}
+    for name in args.parts.split(","):
+        record[name] = _run_part(name, passthrough)
+        print(name, record[name], file=sys.stderr)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.tag}.json").write_text(json.dumps(record, indent=1) + "\n")
+    if set(PARTS) <= set(record):
+        print(_table(record))
+    return record
+
+
+if __name__ == "__main__":
+    main()
