@@ -253,7 +253,7 @@ def test_error_bad_generation_options(run, capsys):
     code = main(["generate", run["best"], "-n", "1", "--temperature", "0"])
     _one_error_line(capsys, code, "temperature")
     code = main(["interpolate", run["best"], "a", "b", "--steps", "1"])
-    _one_error_line(capsys, code, "at least 2 steps")
+    _one_error_line(capsys, code, "steps >= 2")
 
 
 def test_probe_writes_report_with_training_curves(run, capsys, tmp_path):

@@ -278,7 +278,7 @@ def test_input_errors(vae):
         vae.encode("the cat sat")
     with pytest.raises(ConfigError, match="no sentences"):
         vae.encode([])
-    with pytest.raises(ConfigError, match="at least 2 steps"):
+    with pytest.raises(ConfigError, match="steps >= 2"):
         vae.interpolate("a", "b", steps=1)
     with pytest.raises(ConfigError, match="empty sentence"):
         vae.decoder_inputs(["the cat", "   "])
