@@ -20,7 +20,7 @@ from collections.abc import Callable  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from support import CORPUS, BackboneFactory  # noqa: E402
+from support import CORPUS, BackboneFactory, reset_heads  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -58,17 +58,7 @@ def make_vae(backbones) -> Callable:
         vae = LanguageVAE.from_backbones(
             str(backbones.encoder(encoder)), str(backbones.decoder(decoder)), latent_size, **opts
         )
-        # The first load of a backbone in a process draws from the global RNG differently from
-        # later ones, so re-initialise the heads from a fixed seed: same arguments, same model.
-        torch.manual_seed(0)
-        heads = [m for n, m in vae.encoder.named_children() if n != "backbone"]
-        for module in [*heads, vae.decoder.injector]:
-            for sub in module.modules():
-                if hasattr(sub, "reset_parameters"):
-                    sub.reset_parameters()
-        if vae.decoder.injector.embed is not None:
-            torch.nn.init.zeros_(vae.decoder.injector.embed.weight)
-            torch.nn.init.zeros_(vae.decoder.injector.embed.bias)
+        reset_heads(vae)
         return vae
 
     return make

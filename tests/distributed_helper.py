@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from support import CORPUS  # noqa: E402
+from support import CORPUS, reset_heads  # noqa: E402
 
 import lmvae.training.setup as setup  # noqa: E402
 from lmvae import LanguageVAE  # noqa: E402
@@ -35,12 +35,7 @@ def build(encoder: str, decoder: str) -> LanguageVAE:
     vae = LanguageVAE.from_backbones(
         encoder, decoder, 8, decoder_injection="prefix", encoder_layer=0, decoder_max_length=12
     )
-    torch.manual_seed(0)
-    heads = [m for n, m in vae.encoder.named_children() if n != "backbone"]
-    for module in [*heads, vae.decoder.injector]:
-        for sub in module.modules():
-            if hasattr(sub, "reset_parameters"):
-                sub.reset_parameters()
+    reset_heads(vae)
     return vae
 
 

@@ -387,6 +387,21 @@ def expected_kv(name: str) -> tuple[int, int, int]:
     return LAYERS, extra.get("num_key_value_heads", HEADS), extra.get("head_dim", HIDDEN // HEADS)
 
 
+def reset_heads(vae) -> None:
+    """Re-initialise a VAE's trainable heads from a fixed seed: the first load of a backbone in
+    a process draws from the global RNG differently from later ones, so same arguments then
+    give the same model."""
+    torch.manual_seed(0)
+    heads = [m for n, m in vae.encoder.named_children() if n != "backbone"]
+    for module in [*heads, vae.decoder.injector]:
+        for sub in module.modules():
+            if hasattr(sub, "reset_parameters"):
+                sub.reset_parameters()
+    if vae.decoder.injector.embed is not None:
+        torch.nn.init.zeros_(vae.decoder.injector.embed.weight)
+        torch.nn.init.zeros_(vae.decoder.injector.embed.bias)
+
+
 def randomize_trainable(vae, seed: int, std: float = 0.3) -> None:
     """Random values for every trainable weight (several heads start at zero), so a test sees
     their effect and a load that silently kept fresh weights is caught."""

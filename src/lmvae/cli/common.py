@@ -127,3 +127,4 @@ PickleOpt = Annotated[
 TextFieldOpt = Annotated[
     str, typer.Option(help="Field or column holding the text in .jsonl/.json/.csv data.")
 ]
+LabelsFieldOpt = Annotated[str, typer.Option(help="Per-word label field of JSONL data.")]

@@ -9,7 +9,9 @@ import typer
 
 from lmvae.cli.common import (
     DeviceOpt,
+    LabelsFieldOpt,
     PickleOpt,
+    TextFieldOpt,
     ThreadsOpt,
     TrustOpt,
     check_device,
@@ -46,10 +48,8 @@ def explore(
         typer.Option(help="Another Host-header name the page may be reached by (repeatable)."),
     ] = None,
     max_sentences: Annotated[int, typer.Option(help="Map at most this many sentences.")] = 2000,
-    text_field: Annotated[str, typer.Option(help="Text field of JSONL/CSV data.")] = "text",
-    labels_field: Annotated[str, typer.Option(help="Per-word label field of JSONL data.")] = (
-        "labels"
-    ),
+    text_field: TextFieldOpt = "text",
+    labels_field: LabelsFieldOpt = "labels",
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,

@@ -10,7 +10,9 @@ import typer
 
 from lmvae.cli.common import (
     DeviceOpt,
+    LabelsFieldOpt,
     PickleOpt,
+    TextFieldOpt,
     ThreadsOpt,
     TrustOpt,
     check_device,
@@ -54,10 +56,8 @@ def probe(
     ] = None,
     maps: Annotated[str, typer.Option(help="Projections for the cluster maps.")] = "pca,tsne,umap",
     max_sentences: Annotated[int, typer.Option(help="Probe at most this many sentences.")] = 2000,
-    text_field: Annotated[str, typer.Option(help="Text field of JSONL/CSV data.")] = "text",
-    labels_field: Annotated[str, typer.Option(help="Per-word label field of JSONL data.")] = (
-        "labels"
-    ),
+    text_field: TextFieldOpt = "text",
+    labels_field: LabelsFieldOpt = "labels",
     seed: Annotated[int, typer.Option()] = 0,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
