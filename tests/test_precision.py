@@ -102,3 +102,26 @@ def test_default_mixed_precision(monkeypatch):
     assert precision.default_mixed_precision(torch.device("mps")) == "no"
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
     assert precision.default_mixed_precision(torch.device("cpu")) == "no"
+
+
+def test_autocast_for_a_training_decoder_reads_each_steps_weights(make_vae):
+    """A decoder with LoRA trains under CPU autocast for a whole epoch: each forward must see
+    the weights the last optimizer step wrote, not bf16 copies cached at the first step."""
+    from lmvae.training.setup import Precision
+
+    vae = make_vae("bert", "gpt2", decoder_lora_rank=2)
+    texts = CORPUS[:4]
+    enc = vae.encoder_inputs(texts)
+    batch = {
+        **vae.decoder_inputs(texts),
+        "encoder_input_ids": enc["input_ids"],
+        "encoder_attention_mask": enc["attention_mask"],
+        "sample": False,
+    }
+    precision = Precision("bf16", cpu_bf16=False, cpu_autocast=True)
+    with precision.context(vae):
+        before = vae(**batch).tokens.nll.detach()
+        with torch.no_grad():
+            vae.decoder.injector.kv.weight.mul_(4.0)
+        after = vae(**batch).tokens.nll.detach()
+    assert not torch.allclose(before, after)

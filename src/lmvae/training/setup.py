@@ -55,7 +55,10 @@ class Precision:
         if self.cpu_bf16:
             return cpu_bf16_decoder(model.decoder.lm, self.bf16_weights)
         if self.cpu_autocast:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            # The context spans an epoch, so autocast must not cache its bf16 copies of the
+            # trainable weights: the cache lives until the context exits and every step after
+            # the first would compute with the first step's weights.
+            return torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
 
