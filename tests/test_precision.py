@@ -125,3 +125,17 @@ def test_autocast_for_a_training_decoder_reads_each_steps_weights(make_vae):
             vae.decoder.injector.kv.weight.mul_(4.0)
         after = vae(**batch).tokens.nll.detach()
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize(
+    "opts, held",
+    [({}, True), ({"decoder_lora_rank": 2}, True), ({"decoder_unfreeze_top": 1}, False)],
+)
+def test_cpu_bf16_holds_frozen_and_lora_decoders_and_autocasts_unfrozen_layers(
+    make_vae, opts, held
+):
+    from lmvae.training.setup import choose_precision
+
+    vae = make_vae("bert", "gpt2", **opts)
+    precision, _ = choose_precision(vae, TrainConfig(mixed_precision="bf16"))
+    assert (precision.cpu_bf16, precision.cpu_autocast) == (held, not held)

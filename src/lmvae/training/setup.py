@@ -36,8 +36,8 @@ class Precision:
 
     bf16 on CPU holds the frozen decoder in bf16 instead of autocasting (see
     lmvae.precision); elsewhere Accelerate's autocast does mixed precision.  Held weights suit
-    a frozen decoder only: LoRA adapters or unfrozen layers keep fp32 weights, and a decoder
-    with them gets torch's CPU autocast instead.
+    a frozen decoder and one with LoRA adapters (which stay fp32); a decoder with unfrozen
+    layers gets torch's CPU autocast instead.
     """
 
     mixed: str
@@ -91,10 +91,14 @@ class RunSetup:
 def choose_precision(model: LanguageVAE, config: TrainConfig) -> tuple[Precision, Accelerator]:
     device = PartialState().device
     mixed = config.mixed_precision or default_mixed_precision(device)
-    decoder_trains = any(p.requires_grad for p in model.decoder.lm.parameters())
+    # LoRA adapters cast their input to their own (fp32) weights and back (PEFT), so they run
+    # inside a decoder held in bf16; unfrozen fp32 layers would not, and get autocast.
+    layers_train = any(
+        p.requires_grad and ".lora_" not in name for name, p in model.decoder.lm.named_parameters()
+    )
     on_cpu = device.type == "cpu"
     cpu_bf16 = mixed == "bf16" and on_cpu
-    precision = Precision(mixed, cpu_bf16 and not decoder_trains, cpu_bf16 and decoder_trains)
+    precision = Precision(mixed, cpu_bf16 and not layers_train, cpu_bf16 and layers_train)
     # Accumulation is done by the loop rather than by Accelerate: its accumulate() only closes
     # a group at the end of a dataloader it prepared, and a group must never straddle two
     # epochs.  (On CPU Accelerate stays at "no": its state is process-wide, bf16 is done here.)
