@@ -62,3 +62,32 @@ def test_feature_cache_smaller_than_a_batch_still_returns_features(max_bytes):
     out = cache.get([0, 1, 2], compute)
     assert out[:, 0, 0].tolist() == [0.0, 1.0, 2.0]
     assert cache._bytes <= max_bytes
+
+
+@pytest.mark.parametrize("max_bytes", [10_000, 5 * 16, 3 * 16, 1])
+def test_replay_leaves_the_cache_as_serving_the_requests_would(max_bytes):
+    """Rows depend on the batch they were computed in (as real features do, in their last
+    bits): a replayed cache must hold each row from the same batch, in the same LRU order."""
+    gen = torch.Generator().manual_seed(0)
+    requests = [torch.randperm(12, generator=gen)[:4].tolist() for _ in range(9)]
+
+    def compute(keys):  # (B, 4) float32 rows: 16 bytes each
+        return torch.stack([torch.full((4,), k + 0.001 * sum(keys)) for k in keys])
+
+    served = FeatureCache(max_bytes)
+    for keys in requests:
+        served.get(keys, compute)
+    replayed = FeatureCache(max_bytes)
+    computed = []
+
+    def fetch(keys):
+        computed.append(list(keys))
+        return replayed.get(keys, compute)
+
+    replayed.replay(requests, fetch)
+    assert list(replayed._store) == list(served._store)
+    for k, row in served._store.items():
+        assert torch.equal(replayed._store[k], row), k
+    assert replayed.misses == served.misses and replayed._bytes == served._bytes
+    # Only the batches that left a row behind are computed again (plus one for the row size).
+    assert len(computed) <= 1 + len(served._store)

@@ -7,7 +7,7 @@ for a batch's features and computes only the ones it lacks.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -50,3 +50,49 @@ class FeatureCache:
         while self._bytes > self.max_bytes:
             _, old = self._store.popitem(last=False)
             self._bytes -= old.numel() * old.element_size()
+
+    def replay(
+        self, requests: Iterable[Sequence[int]], fetch: Callable[[list[int]], Tensor]
+    ) -> None:
+        """Bring an empty cache into the state that serving ``requests`` (each a batch's keys,
+        in order) through :meth:`get` would leave, computing only the rows that stay.
+
+        A feature's last bits depend on the batch it was computed in, so a run resumed part-way
+        must hold the rows the uninterrupted run holds, each from the same batch.  The
+        least-recently-used bookkeeping is replayed on keys alone (every row has one size);
+        ``fetch`` (this cache's :meth:`get` with its computation) then recomputes each batch
+        that left a row behind, exactly as it was computed, and ``misses`` counts as it would.
+        """
+        requests = [list(r) for r in requests]
+        if not requests:
+            return
+        fetch(requests[0])  # the first batch is all misses: it tells the size of a row
+        rows = [r.numel() * r.element_size() for r in self._store.values()]
+        capacity = self.max_bytes // rows[0] if rows else 0
+        lru: OrderedDict[int, int] = OrderedDict()  # key -> its batch in ``computed``
+        computed: list[list[int]] = []
+        misses = 0
+        for keys in requests:
+            present = set()
+            for k in keys:
+                if k in lru:
+                    lru.move_to_end(k)
+                    present.add(k)
+            missing = [k for k in dict.fromkeys(keys) if k not in present]
+            if missing:
+                misses += len(missing)
+                computed.append(missing)
+                for k in missing:
+                    lru[k] = len(computed) - 1
+                    while len(lru) > capacity:
+                        lru.popitem(last=False)
+        kept: dict[int, Tensor] = {}
+        for batch in sorted(set(lru.values())):
+            self._store.clear()
+            self._bytes = 0
+            for k, row in zip(computed[batch], fetch(computed[batch]), strict=True):
+                if lru.get(k) == batch:
+                    kept[k] = row.detach().clone()
+        self._store = OrderedDict((k, kept[k]) for k in lru)
+        self._bytes = sum(row.numel() * row.element_size() for row in self._store.values())
+        self.misses = misses
