@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from lmvae.errors import TrainingInterrupted
 
 T = TypeVar("T")
 
@@ -113,7 +116,8 @@ def launch(command: list[str], num_processes: int, env: dict[str, str] | None = 
     """Run ``command`` as ``num_processes`` processes of one run on this machine, as torchrun
     does (rank, world size and a rendezvous address in the environment); returns the first
     non-zero exit code, or 0.  When one process fails the others are stopped: they would wait
-    for it forever in their next collective."""
+    for it forever in their next collective.  A SIGINT or SIGTERM sent here is passed on to
+    every process, which then stop together (exit code 75, TrainingInterrupted)."""
     base = {**os.environ, **(env or {})}
     base.update(
         MASTER_ADDR="127.0.0.1",
@@ -122,24 +126,44 @@ def launch(command: list[str], num_processes: int, env: dict[str, str] | None = 
         LOCAL_WORLD_SIZE=str(num_processes),
     )
     base.setdefault("OMP_NUM_THREADS", "1")
+    # The workers get a session of their own, so a signal reaches them once, through here:
+    # each SIGINT / SIGTERM is passed on (the first one makes them save a step checkpoint and
+    # stop together, a second one aborts them), and SIGHUP too.
     workers = [
-        subprocess.Popen(command, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)})
+        subprocess.Popen(
+            command, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, start_new_session=True
+        )
         for r in range(num_processes)
     ]
+
+    forwarded = []
+
+    def forward(signum: int, frame: Any) -> None:
+        forwarded.append(signum)
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signum)
+
+    passed_on = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, forward) for s in passed_on}
     code = 0
     try:
         while any(w.poll() is None for w in workers):
             failed = [w.returncode for w in workers if w.returncode not in (None, 0)]
-            if failed:
+            # After a stop was passed on, the rest are saving or about to: wait for them.
+            stopping = forwarded and all(c == TrainingInterrupted.exit_code for c in failed)
+            if failed and not stopping:
                 code = failed[0]
                 break
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        code = 130
     finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
         for w in workers:
             if w.poll() is None:
-                w.send_signal(signal.SIGTERM if code else signal.SIGINT)
+                w.send_signal(signal.SIGTERM)
         for w in workers:
             try:
                 w.wait(timeout=30)

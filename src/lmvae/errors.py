@@ -27,3 +27,16 @@ class TrainingDiverged(LmvaeError, ArithmeticError):
 class CheckpointError(LmvaeError, OSError):
     """A checkpoint or a run file could not be written (a full disk, a read-only folder); the
     previous checkpoint is kept."""
+
+
+class TrainingInterrupted(LmvaeError):
+    """SIGTERM or SIGINT stopped training after a step, once a resumable step checkpoint was
+    saved; ``lmvae train`` exits with :attr:`exit_code` and ``--resume`` continues the run."""
+
+    #: EX_TEMPFAIL (sysexits.h): a temporary failure, the caller is invited to try again.
+    exit_code = 75
+
+    def __init__(self, message: str, signum: int, checkpoint: object = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint

@@ -76,6 +76,21 @@ class TrainConfig:
     #: passed (0: none).  The LR and beta schedules still span ``epochs``, so a run cut short
     #: stops part-way through them (a study's per-cell budget, ``lmvae grid``).
     max_minutes: float = 0.0
+    #: Save a resumable step checkpoint (``<out>/steps/step-N``: weights, optimizer, schedule,
+    #: position in the epoch, RNG states) every this many optimizer steps; 0: only at epoch
+    #: ends.  One is also saved when SIGTERM or SIGINT stops the run.
+    save_every: int = 0
+    #: How many step checkpoints to keep (the newest).
+    keep_last: int = 2
+    #: Experiment tracker fed through Accelerate: "none", "tensorboard" (into
+    #: ``<out>/tensorboard``), "wandb" or "mlflow".
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
+    #: Optimizer steps between the tracker's training figures (loss, reconstruction, KL,
+    #: beta, lr, sentences/s); epoch figures are logged at every epoch end.
+    log_every: int = 50
+    #: Early stopping: stop after this many epochs without a better held-out
+    #: ``best_metric`` (0: off; without a held-out set it never stops).
+    early_stopping_patience: int = 0
 
     def validate(self) -> None:
         numbers = ("lr", "backbone_lr", "weight_decay", "max_grad_norm", "beta_max", "free_bits")
@@ -85,7 +100,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ConfigError(f"{name} must be finite, got {value}")
-        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "seed"):
+        integers = ("epochs", "batch_size", "gradient_accumulation_steps", "seed", "save_every")
+        for name in (*integers, "keep_last", "log_every", "early_stopping_patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -130,6 +146,19 @@ class TrainConfig:
             ),
         ]
         checks.append((self.max_minutes >= 0, f"max_minutes must be >= 0, got {self.max_minutes}"))
+        checks += [
+            (self.save_every >= 0, f"save_every must be >= 0, got {self.save_every}"),
+            (self.keep_last >= 1, f"keep_last must be >= 1, got {self.keep_last}"),
+            (
+                self.report_to in ("none", "tensorboard", "wandb", "mlflow"),
+                f"report_to must be none, tensorboard, wandb or mlflow, got {self.report_to!r}",
+            ),
+            (self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}"),
+            (
+                self.early_stopping_patience >= 0,
+                f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}",
+            ),
+        ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)

@@ -2,8 +2,10 @@
 
 Every command that prints results takes ``--format text|jsonl|json``.  Whatever goes wrong ends
 with exit code 2 and no traceback: a usage error with click's usage block and the problem on
-stderr, anything else with one ``error: ...`` line.  ``--debug`` (anywhere on the command line)
-or ``LMVAE_DEBUG=1`` prints the traceback as well.
+stderr, anything else with one ``error: ...`` line.  ``lmvae train`` stopped by SIGTERM or
+Ctrl-C saves a step checkpoint and exits with code 75 (EX_TEMPFAIL: run it again with
+``--resume``) after one line saying where; a second Ctrl-C aborts at once (code 130).
+``--debug`` (anywhere on the command line) or ``LMVAE_DEBUG=1`` prints the traceback as well.
 
 One module per group of commands; the commands are registered here, in the order
 ``lmvae --help`` lists them.
@@ -20,7 +22,7 @@ import traceback
 import typer
 
 from lmvae.cli import corpus, demo, evaluate, explore, grid, inference, probe, train
-from lmvae.errors import LmvaeError
+from lmvae.errors import LmvaeError, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -92,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.format_message()}", file=sys.stderr)
         return USAGE_EXIT
     except exits as e:
+        return e.exit_code
+    except TrainingInterrupted as e:
+        from lmvae.distributed import is_main_process
+
+        if is_main_process():  # every process of a launched run stops with it
+            print(str(e), file=sys.stderr)
         return e.exit_code
     except (KeyboardInterrupt, *aborts):
         print("interrupted", file=sys.stderr)

@@ -4,9 +4,13 @@ model loading.  Heavy imports (torch, the model) stay inside functions so `lmvae
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,6 +103,32 @@ def check_writable(path: Path, option: str = "--out", folder: bool = True) -> No
         raise LmvaeError(f"{option} {path}: cannot write in {base} ({e.strerror})") from None
     if not os.access(base, os.W_OK):
         raise LmvaeError(f"{option} {path}: {base} is not writable")
+
+
+class _Stderr(logging.Handler):
+    """Lines of the ``lmvae`` loggers on whatever ``sys.stderr`` is when they are written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def show_log(quiet: bool) -> Iterator[None]:
+    """Print lmvae's log lines on stderr for the block (only warnings and errors when
+    ``quiet``, and on processes other than the main one)."""
+    from lmvae.distributed import is_main_process
+
+    logger = logging.getLogger("lmvae")
+    handler, before = _Stderr(), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet or not is_main_process() else logging.INFO)
+    logger.propagate = False  # printed here, not again by a root handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 ModelArg = Annotated[

@@ -4,14 +4,20 @@ annotated (word labels, a category per sentence for a mixture prior, or labels m
 from __future__ import annotations
 
 import contextlib
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lmvae.cli.common import PickleOpt, TextFieldOpt, ThreadsOpt, check_writable, set_threads
+from lmvae.cli.common import (
+    PickleOpt,
+    TextFieldOpt,
+    ThreadsOpt,
+    check_writable,
+    set_threads,
+    show_log,
+)
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
 from lmvae.train_config import TrainConfig
@@ -26,6 +32,13 @@ class Condition(str, Enum):
 class Prior(str, Enum):
     gaussian = "gaussian"
     mixture = "mixture"
+
+
+class Tracker(str, Enum):
+    none = "none"
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+    mlflow = "mlflow"
 
 
 class Injection(str, Enum):
@@ -147,7 +160,34 @@ def train(
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[
-        bool, typer.Option(help="Continue an interrupted run from <out>/last.")
+        bool,
+        typer.Option(
+            help="Continue an interrupted run from its newest checkpoint (<out>/last, or a "
+            "step checkpoint in <out>/steps, mid-epoch)."
+        ),
+    ] = False,
+    save_every: Annotated[
+        int,
+        typer.Option(
+            help="Save a resumable step checkpoint every N optimizer steps (0: at epoch ends "
+            "only).  SIGTERM or Ctrl-C saves one too, then exits with code 75."
+        ),
+    ] = TrainConfig.save_every,
+    keep_last: Annotated[
+        int, typer.Option(help="How many step checkpoints to keep.")
+    ] = TrainConfig.keep_last,
+    report_to: Annotated[
+        Tracker, typer.Option(help="Experiment tracker (tensorboard logs go to <out>/tensorboard).")
+    ] = Tracker.none,
+    log_every: Annotated[
+        int, typer.Option(help="Optimizer steps between the tracker's training figures.")
+    ] = TrainConfig.log_every,
+    early_stopping_patience: Annotated[
+        int,
+        typer.Option(help="Stop after N epochs without a better held-out best metric (0: never)."),
+    ] = TrainConfig.early_stopping_patience,
+    quiet: Annotated[
+        bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,
     overwrite: Annotated[
         bool, typer.Option(help="Replace the run already in --out (refused without it).")
@@ -171,6 +211,7 @@ def train(
     """Train a VAE from two pretrained LMs on a corpus."""
     from lmvae.distributed import is_main_process, relaunch_without
     from lmvae.training.runfolder import check_run_folder, run_lock
+    from lmvae.training.tracking import check_tracker
 
     set_threads(threads)
     check_writable(out)
@@ -197,9 +238,15 @@ def train(
         reconstruction=reconstruction,  # type: ignore[arg-type]
         gradient_accumulation_steps=grad_accum,
         seed=seed,
-        progress=progress,
+        progress=progress and not quiet,
+        save_every=save_every,
+        keep_last=keep_last,
+        report_to=report_to.value,
+        log_every=log_every,
+        early_stopping_patience=early_stopping_patience,
     )
     train_cfg.validate()
+    check_tracker(train_cfg.report_to, out)
     vae_cfg = VAEConfig.create(
         encoder,
         decoder,
@@ -238,7 +285,7 @@ def train(
             raise typer.Exit(code)
         return
     # Only the main process of a launched run takes the folder (the trainer waits for it).
-    with run_lock(out) if main_process else contextlib.nullcontext():
+    with show_log(quiet), run_lock(out) if main_process else contextlib.nullcontext():
         _run(
             vae_cfg,
             train_cfg,
@@ -280,9 +327,9 @@ def _run(
 ) -> None:
     """Read the data, build the model and train it, with the run folder locked."""
     from lmvae.conditioning import configure_conditions
-    from lmvae.distributed import is_main_process
     from lmvae.model import LanguageVAE
     from lmvae.training import train as run_training
+    from lmvae.training.tracking import LOGGER
 
     seed, eval_fraction = train_cfg.seed, train_cfg.eval_fraction
     source = annotations if annotations is not None else data
@@ -298,15 +345,15 @@ def _run(
     else:
         train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
     model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
-    log = lambda line: print(line, file=sys.stderr) if is_main_process() else None  # noqa: E731
-    log(
+    # These lines and the trainer's go to the lmvae.training logger, printed by show_log.
+    LOGGER.info(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "
         f"parameters on {len(train_texts)} sentences ({len(eval_texts)} held out)"
     )
     result = run_training(
-        model, train_texts, eval_texts, train_cfg, out, log, resume=resume, overwrite=overwrite
+        model, train_texts, eval_texts, train_cfg, out, None, resume=resume, overwrite=overwrite
     )
-    log(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
+    LOGGER.info(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
 
 
 def _read_data(path: Path, label_field: str | None, category_field: str | None, text_field: str):

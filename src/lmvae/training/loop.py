@@ -19,7 +19,6 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from lmvae.annotations import AnnotatedCorpus
-from lmvae.data import epoch_batches
 from lmvae.distributed import Processes, current_processes
 from lmvae.errors import ConfigError, TrainingDiverged
 from lmvae.evaluation import device_batch, evaluate
@@ -27,6 +26,7 @@ from lmvae.memory import release_free_memory
 from lmvae.model import LanguageVAE
 from lmvae.objective import cyclical_beta, elbo_loss, sentence_noise
 from lmvae.train_config import TrainConfig
+from lmvae.training import steps, tracking
 from lmvae.training.runfolder import check_run_folder, clear_run, run_lock
 from lmvae.training.setup import RunSetup, prepare_run
 from lmvae.training.state import (
@@ -34,9 +34,9 @@ from lmvae.training.state import (
     TrainResult,
     record_epoch,
     recover_run,
-    restore,
     write_train_config,
 )
+from lmvae.training.tracking import format_record, global_batch
 
 _POSTFIX_EVERY = 10  # batches between progress-bar updates (each one reads the device)
 _TRIM_EVERY = 32  # batches between handing freed heap pages back to the OS (lmvae.memory)
@@ -58,12 +58,14 @@ def train(
     """Train the model's heads in place and return the per-epoch history.
 
     ``out_dir`` receives ``best/`` (best held-out ``config.best_metric``, or the last epoch
-    without an eval split), ``last/`` (with optimizer state) and ``history.jsonl``.  With
-    ``resume=True`` an interrupted run continues from ``out_dir/last`` after its last finished
-    epoch; shuffling and sampling are seeded per epoch, so a resumed run repeats the
-    uninterrupted one; with nothing to resume it is an error.  ``overwrite=False`` refuses a
-    folder that already holds a run (``lmvae train`` without --overwrite).  The folder is
-    locked for the run: a second run into it fails at once, naming the holder.
+    without an eval split), ``last/`` (with optimizer state), ``history.jsonl`` and step
+    checkpoints (``steps/``, every ``config.save_every`` steps and when SIGTERM or SIGINT
+    stops the run, which then raises TrainingInterrupted).  With ``resume=True`` an
+    interrupted run continues from its newest checkpoint, mid-epoch from a step checkpoint,
+    and ends as the uninterrupted run would (:mod:`.steps`); with nothing to resume it is an
+    error.  ``overwrite=False`` refuses a folder that already holds a run (``lmvae train``
+    without --overwrite).  The folder is locked for the run: a second run into it fails at
+    once, naming the holder.  Lines go to ``log``, else to the ``lmvae.training`` logger.
 
     Started as several processes (``accelerate launch``, ``torchrun``, ``lmvae train
     --num-processes``), each trains on its share of every batch (``config.batch_size`` rows
@@ -76,9 +78,9 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
+    tracking.check_tracker(config.report_to, out)
     processes = current_processes()
-    if not processes.is_main:
-        log = None
+    log = tracking.route_log(log) if processes.is_main else None
     if out is None:
         return _train(model, train_texts, eval_texts, config, None, log, False, processes)
     if not processes.is_main:
@@ -126,6 +128,26 @@ def _train(
     resume: bool,
     processes: Processes,
 ) -> TrainResult:
+    # A signal stops the run at the end of a step; the tracker is closed however it ends.
+    stop_signals = steps.stop_signals(out is not None)
+    with stop_signals as stop, tracking.Tracking(config, out, processes) as tracker:
+        return _run(
+            model, train_texts, eval_texts, config, out, log, resume, processes, stop, tracker
+        )
+
+
+def _run(
+    model: LanguageVAE,
+    train_texts: Sequence[str] | AnnotatedCorpus,
+    eval_texts: Sequence[str] | AnnotatedCorpus,
+    config: TrainConfig,
+    out: Path | None,
+    log: Callable[[str], None] | None,
+    resume: bool,
+    processes: Processes,
+    stop: steps.StopRequest,
+    tracker: tracking.Tracking,
+) -> TrainResult:
     set_seed(config.seed)
     started = time.perf_counter()
     setup = prepare_run(model, train_texts, eval_texts, config, not resume, processes)
@@ -136,17 +158,22 @@ def _train(
         if log is not None:
             log(note)
     if resume:
-        restored = restore(model, out, setup.optimizer, setup.scheduler)
+        restored = steps.restore_run(model, out, setup, config)
         if restored is not None:
-            run = restored
-            if log is not None:
-                log(f"resuming after epoch {run.first_epoch - 1} from {out / 'last'}")
+            run, source = restored
+            if log is not None and run.position is not None:
+                at = f"epoch {run.first_epoch} after batch {run.position.batch}"
+                log(f"resuming {at} (step {run.step}) from {source}")
+            elif log is not None:
+                log(f"resuming after epoch {run.first_epoch - 1} from {source}")
     writes = out is not None and processes.is_main
     if writes:
         write_train_config(out, config)
+    tracker.start(setup.accelerator, model)
+    control = steps.StepControl(model, setup, config, out, run, stop, tracker)
 
     for epoch in range(run.first_epoch, config.epochs + 1):
-        record = train_epoch(model, setup, config, run, epoch)
+        record = train_epoch(model, setup, config, run, epoch, control)
         metrics = None
         if setup.eval_set is not None:
             metrics = evaluate(
@@ -164,16 +191,20 @@ def _train(
         if log is not None:
             log(format_record(record))
         best = run.is_best(run.score(metrics, config.best_metric, epoch), epoch)
+        seconds = time.perf_counter() - started
+        held_out = metrics is not None
+        best_epoch = run.result.best_epoch
+        stopped = tracking.stop_reason(config, epoch, best_epoch, held_out, seconds, processes)
+        if stopped:
+            record["stopped"] = run.result.stopped = stopped
         if writes:
             record_epoch(
                 model, out, run, record, best, config.to_dict(), setup.scheduler, setup.optimizer
             )
-        budget = 60 * config.max_minutes
-        spent = bool(budget) and time.perf_counter() - started >= budget
-        if processes.any(spent):  # every process stops after the same epoch
+        tracker.log_epoch(record)
+        if stopped:  # the same on every process
             if log is not None:
-                minutes = f"{config.max_minutes:g}"
-                log(f"stopping after epoch {epoch}: the {minutes}-minute budget is spent")
+                log(f"stopping after epoch {epoch}: {stopped}")
             break
     result = run.result
     result.notes = setup.notes
@@ -186,51 +217,42 @@ def _train(
     return result
 
 
-def global_batch(config: TrainConfig, world: int) -> str:
-    """What one optimizer step averages over, said once at the start."""
-    accumulation = config.gradient_accumulation_steps
-    return (
-        f"global batch {config.batch_size * world * accumulation} = {config.batch_size} per "
-        f"process x {world} process(es) x {accumulation} accumulation step(s)"
-    )
-
-
 def train_epoch(
-    model: LanguageVAE, setup: RunSetup, config: TrainConfig, run: RunState, epoch: int
+    model: LanguageVAE,
+    setup: RunSetup,
+    config: TrainConfig,
+    run: RunState,
+    epoch: int,
+    control: steps.StepControl,
 ) -> dict[str, Any]:
-    """One pass over the shuffled training batches; returns the epoch's training record."""
+    """One pass over the shuffled training batches (from where a step checkpoint left it);
+    returns the epoch's training record."""
     accelerator = setup.accelerator
-    order_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     params = [p for p in model.parameters() if p.requires_grad]
     accumulation = config.gradient_accumulation_steps
     n_batches = setup.n_batches
     epoch_start = time.perf_counter()
     # Running sums stay on the device: reading them back is a host sync, done only to log.
-    sums = torch.zeros(3, device=accelerator.device)  # loss, reconstruction, KL
     # Non-finite bookkeeping, on the device too: finite batches summed, skipped steps, the
     # current run of skipped steps and the longest one.
     guard = NonFiniteGuard(accelerator.device)
+    # Loss, reconstruction and KL sums; a step checkpoint resumes the epoch part-way.
+    start, sums, guard.counts, beta = steps.resume_point(run, epoch, guard.counts)
     processes = setup.processes
-    # Every process draws the same global batches and trains on its rows of each.
-    batches = epoch_batches(
-        len(setup.dec_rows),
-        config.batch_size * processes.world,
-        order_gen,
-        [len(r) for r in setup.dec_rows],
-        config.bucket_batches,
-    )
-    batches = processes.shard_batches(batches)
+    batches = steps.epoch_order(setup, config, epoch)
     noise_width = model.latent_size + 1
     bar = tqdm(
-        batches,
+        batches[start:],
+        initial=start,
+        total=len(batches),
         desc=f"epoch {epoch}/{config.epochs}",
         disable=not (config.progress and processes.is_main),
         leave=False,
         dynamic_ncols=True,
     )
-    beta = 0.0
+    control.begin_epoch(bar, start, sums, guard.counts)
     with setup.precision.context(model):
-        for batch_index, indices in enumerate(bar):
+        for batch_index, indices in enumerate(bar, start):
             group_start = batch_index - batch_index % accumulation
             group_size = min(accumulation, n_batches - group_start)
             sync = batch_index + 1 == group_start + group_size
@@ -278,6 +300,7 @@ def train_epoch(
                 setup.scheduler.step()
                 setup.optimizer.zero_grad(set_to_none=True)
                 run.step += 1
+                control.after_step(epoch, batch_index + 1, sums, guard.counts, beta)
             if batch_index % _TRIM_EVERY == 0:
                 release_free_memory()  # batch shapes vary: keep the heap from creeping
             last = batch_index + 1 == n_batches
@@ -370,22 +393,3 @@ class NonFiniteGuard:
                 "too high, or data the encoder turns into NaN?); the weights are those of the "
                 "last finite step, and <out>/last holds the last finished epoch"
             )
-
-
-def format_record(record: dict[str, Any]) -> str:
-    """One log line per epoch."""
-    parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.2f}"]
-    for key, label, fmt in (
-        ("eval_recon_nll", "eval rec", ".2f"),
-        ("eval_kl", "kl", ".2f"),
-        ("eval_token_accuracy", "tok acc", ".3f"),
-        ("eval_bleu", "bleu", ".3f"),
-        ("eval_exact_match", "exact", ".3f"),
-        ("eval_loop_rate", "loops", ".2f"),
-        ("eval_eos_rate", "eos", ".2f"),
-        ("eval_active_units", "AU", ".0f"),
-    ):
-        if key in record:
-            parts.append(f"{label} {record[key]:{fmt}}")
-    parts.append(f"{record['train_sents_per_s']:.0f} sent/s")
-    return " | ".join(parts)

@@ -35,6 +35,8 @@ RUN_ENTRIES = (
     ".last.tmp",
     ".best.old",
     ".last.old",
+    "steps",
+    "tensorboard",
 )
 
 
@@ -51,7 +53,8 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         if not resumable(out):
             started = (out / "history.jsonl").is_file() or (out / "train_config.json").is_file()
             raise ConfigError(
-                f"nothing to resume in {out}: it has no last/ checkpoint of a finished epoch"
+                f"nothing to resume in {out}: it has neither a last/ checkpoint of a finished "
+                "epoch nor a step checkpoint (steps/)"
                 + (
                     " (the run stopped before its first checkpoint was written: start it "
                     "again with --overwrite)"
@@ -69,10 +72,11 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def resumable(out: Path) -> bool:
-    """Whether ``out`` holds a finished epoch's ``last`` checkpoint, also one swapped out to
-    ``.last.old`` by a save killed between its two renames (resuming puts it back)."""
+    """Whether ``out`` holds a finished epoch's ``last`` checkpoint (also one swapped out to
+    ``.last.old`` by a save killed between its two renames: resuming puts it back) or a
+    complete step checkpoint."""
     state = "trainer_state.json"
-    if (out / "last" / state).is_file():
+    if (out / "last" / state).is_file() or any(out.glob(f"steps/step-*/{state}")):
         return True
     return not (out / "last").exists() and (out / ".last.old" / state).is_file()
 

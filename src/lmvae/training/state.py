@@ -38,6 +38,7 @@ from lmvae.model import LanguageVAE
 from lmvae.textfiles import atomic_write
 
 TRAINER_STATE = "trainer_state.json"
+STEPS = "steps"  # step checkpoints, lmvae.training.steps
 HISTORY = "history.jsonl"
 HIGHER_IS_BETTER = ("bleu", "exact_match", "token_accuracy", "word_accuracy")
 
@@ -54,6 +55,19 @@ class TrainResult:
     #: What reading the corpora quietly changed: sentences cut at max_length, word labels
     #: outside the model's vocabulary (also passed to the ``log`` callback).
     notes: list[str] = field(default_factory=list)
+    #: Why the run ended before its last epoch (early stopping, the time budget), else None.
+    stopped: str | None = None
+
+
+@dataclass
+class EpochPosition:
+    """Where a step checkpoint left its epoch: batches trained, the epoch's running sums (loss,
+    reconstruction, KL), the non-finite counts (NonFiniteGuard) and the last batch's beta."""
+
+    batch: int
+    sums: list[float]
+    guard: list[float]
+    beta: float
 
 
 @dataclass
@@ -66,6 +80,8 @@ class RunState:
     #: Optimizer steps skipped for a non-finite loss or gradient, over the whole run.
     skipped_steps: int = 0
     result: TrainResult = field(default_factory=TrainResult)
+    #: Set when resuming from a step checkpoint: where ``first_epoch`` continues.
+    position: EpochPosition | None = None
 
     def score(self, metrics: dict[str, float] | None, best_metric: str, epoch: int) -> float:
         """Lower is better: the held-out ``best_metric`` (negated where higher is better), or
@@ -129,6 +145,15 @@ def recover_run(out: Path) -> list[str]:
     for kept in (HISTORY, "train_config.json"):
         for tmp in out.glob(f".{kept}.*.tmp"):
             tmp.unlink()
+    # Step checkpoints (lmvae.training.steps): staged, or renamed away to be removed.
+    for left in sorted((out / STEPS).glob(".step-*")) if (out / STEPS).is_dir() else ():
+        if left.name.endswith(".old"):
+            if recover_swap(left.with_name(left.name[1:-4])):
+                notes.append(f"{STEPS}/{left.name[1:-4]}/ put back (a save was killed mid-swap)")
+            continue
+        shutil.rmtree(left)
+        if left.name.endswith(".tmp"):
+            notes.append(f"removed {STEPS}/{left.name}, left by an unfinished save")
     return notes
 
 
