@@ -102,8 +102,9 @@ def part_lmvae(args) -> dict:
     }
 
 
-def _ceiling(args, lmvae_precision: bool, prompt: bool) -> dict:
-    """Forward + backward of the frozen decoder alone, gradients to the input embeddings."""
+def _ceiling(args, lmvae_precision: bool, prompt: bool, compiled: bool = False) -> dict:
+    """Forward + backward of the frozen decoder alone, gradients to the input embeddings;
+    ``compiled``: through torch.compile(dynamic=True), its compile time reported apart."""
     from lmvae.precision import cpu_bf16_decoder, default_mixed_precision
 
     vae, texts = _setup(args)
@@ -124,11 +125,15 @@ def _ceiling(args, lmvae_precision: bool, prompt: bool) -> dict:
             mask = torch.cat([torch.ones(ids.shape[0], slots, dtype=mask.dtype), mask], 1)
             labels = torch.cat([torch.full((ids.shape[0], slots), -100), labels], 1)
         inputs = inputs.to(torch.bfloat16 if bf16 else torch.float32).requires_grad_(True)
-        loss = lm(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
+        loss = model(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
         loss.backward()
 
+    model = torch.compile(lm, dynamic=True) if compiled else lm
     with context:
-        step(batches[0])  # warm-up: kernels, packed weights
+        start = time.perf_counter()
+        for batch in batches[:2]:  # warm-up: kernels, packed weights, compilation
+            step(batch)
+        warmup = time.perf_counter() - start
         start = time.perf_counter()
         for batch in batches:
             step(batch)
@@ -138,8 +143,14 @@ def _ceiling(args, lmvae_precision: bool, prompt: bool) -> dict:
         "sents_per_s": round(len(texts) / seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1),
         "seconds": round(seconds, 1),
+        "warmup_seconds": round(warmup, 1),
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def part_ceiling_a_prompt_compiled(args) -> dict:
+    """Not in the default parts: ``--parts ceiling_a_prompt,ceiling_a_prompt_compiled``."""
+    return _ceiling(args, lmvae_precision=True, prompt=True, compiled=True)
 
 
 def part_ceiling_a_prompt(args) -> dict:
