@@ -28,6 +28,7 @@ from lmvae.decoder import LatentDecoder, TokenLoss
 from lmvae.encoder import SentenceEncoder
 from lmvae.errors import ConfigError
 from lmvae.generation import GenerationConfig, generate_batches
+from lmvae.inputs import check_sentence, sentence_list
 from lmvae.objective import reparameterize
 from lmvae.prior import build_prior
 
@@ -264,7 +265,7 @@ class LanguageVAE(nn.Module):
         self, texts: Sequence[str], batch_size: int = 64, word_labels: WordLabels | None = None
     ) -> tuple[Tensor, Tensor]:
         """mu and logvar (N, D) of each text (given its word labels, if conditioned)."""
-        texts = _as_list(texts)
+        texts = sentence_list(texts)
         if self.encoder.label_groups:
             word_labels = word_labels_of(self, texts, word_labels)
         mus, logvars = [], []
@@ -363,7 +364,7 @@ class LanguageVAE(nn.Module):
         order, which its random draws follow.
         """
         generator = kwargs.pop("generator", None)
-        texts = _as_list(texts)
+        texts = sentence_list(texts)
         if self.config.annotations.enabled:
             word_labels = word_labels_of(self, texts, word_labels)
         z = self.encode(texts, sample=sample, generator=generator, word_labels=word_labels)
@@ -411,7 +412,7 @@ class LanguageVAE(nn.Module):
         if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 2:
             raise ConfigError(f"interpolation needs a whole number of steps >= 2, got {steps!r}")
         for name, text in (("start", start), ("end", end)):
-            _check_sentence(text, name)
+            check_sentence(text, name)
         word_labels = kwargs.pop("word_labels", None)
         za, zb = self.encode([start, end], word_labels=word_labels)
         return self.decode(interpolate_latents(za, zb, steps, mode), **kwargs)
@@ -433,24 +434,3 @@ def interpolate_latents(za: Tensor, zb: Tensor, steps: int, mode: str = "linear"
     if omega.abs() < 1e-4:
         return (1 - t) * za + t * zb
     return (torch.sin((1 - t) * omega) * za + torch.sin(t * omega) * zb) / torch.sin(omega)
-
-
-def _as_list(texts: Sequence[str]) -> list[str]:
-    """The sentences as a list, each checked: a string with something in it."""
-    if isinstance(texts, str):
-        raise ConfigError("expected a list of sentences, got a single string")
-    texts = list(texts)
-    if not texts:
-        raise ConfigError("no sentences given")
-    for i, text in enumerate(texts):
-        _check_sentence(text, f"sentence {i}")
-    return texts
-
-
-def _check_sentence(text: object, name: str) -> None:
-    """An empty or whitespace-only sentence has no tokens to encode: the posterior would be
-    the encoder's reading of its special tokens alone, and a made-up sentence would come back."""
-    if not isinstance(text, str):
-        raise ConfigError(f"{name} must be a string, got {type(text).__name__}: {text!r:.60}")
-    if not text.strip():
-        raise ConfigError(f"{name} is empty or only whitespace ({text!r:.20}): nothing to encode")

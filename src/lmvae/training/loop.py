@@ -8,7 +8,6 @@ the checkpoints (:mod:`.state`).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from lmvae.annotations import AnnotatedCorpus
 from lmvae.distributed import Processes, current_processes
 from lmvae.errors import ConfigError, TrainingDiverged
 from lmvae.evaluation import device_batch, evaluate
+from lmvae.inputs import check_corpus
 from lmvae.memory import release_free_memory
 from lmvae.model import LanguageVAE
 from lmvae.objective import cyclical_beta, elbo_loss, sentence_noise
@@ -74,7 +74,7 @@ def train(
     config = config or TrainConfig()
     config.validate()
     for name, texts in (("train_texts", train_texts), ("eval_texts", eval_texts)):
-        check_sentences(name, texts)
+        check_corpus(name, texts)
     out = Path(out_dir) if out_dir is not None else None
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out_dir) of the interrupted run")
@@ -97,25 +97,6 @@ def train(
             clear_run(out)
         processes.wait()
         return _train(model, train_texts, eval_texts, config, out, log, resume, processes)
-
-
-def check_sentences(name: str, texts: object) -> None:
-    """A corpus must be sentences: a list of strings or an AnnotatedCorpus, not a single
-    string or a file name (which would train on its characters)."""
-    if isinstance(texts, AnnotatedCorpus):
-        return
-    if isinstance(texts, str | bytes | os.PathLike):
-        raise ConfigError(
-            f"{name} is a single {type(texts).__name__}, not a list of sentences: to train on a "
-            "file, read it first (lmvae.data.read_corpus)"
-        )
-    if not (hasattr(texts, "__len__") and hasattr(texts, "__getitem__")):
-        raise ConfigError(f"{name} must be a list of sentences, got {type(texts).__name__}")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ConfigError(
-                f"{name}[{i}] is a {type(text).__name__}, not a sentence: {text!r:.60}"
-            )
 
 
 def _train(
