@@ -253,3 +253,36 @@ def test_eval_loss_floors_the_kl_per_dimension(run):
     assert metrics["loss"] == pytest.approx(metrics["recon_nll"] + 0.5 * 5.0 * 8)
     plain = evaluate(run["vae"], run["eval"], decode_sentences=0)
     assert plain["loss"] == pytest.approx(plain["neg_elbo"], rel=1e-5)
+
+
+# torch's inductor imports torch.utils.mkldnn, which uses torch.jit.script_method (torch 2.13).
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_training_pass_trains_as_the_eager_one(make_vae):
+    """TrainConfig.compile runs the soft prompt's cache-free training pass through
+    torch.compile: the same run within float tolerance, evaluation and decoding eager."""
+    histories = []
+    for compiled in (False, True):
+        vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_max_length=12)
+        config = TrainConfig(
+            epochs=2,
+            batch_size=8,
+            lr=3e-3,
+            progress=False,
+            compile=compiled,
+            eval_decode_sentences=2,
+            mixed_precision="no",
+        )
+        result = train(vae, CORPUS[:24], CORPUS[24:28], config)
+        histories.append(result.history)
+        assert (vae.decoder._compiled_base is not None) == compiled
+    for eager, compiled in zip(*histories, strict=True):
+        for key in ("train_recon", "train_kl", "eval_recon_nll"):
+            assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-3), key
+
+
+def test_compile_needs_the_soft_prompt(make_vae):
+    from lmvae.errors import ConfigError
+
+    vae = make_vae("bert", "gpt2")  # prefix slots: the training pass fills a cache
+    with pytest.raises(ConfigError, match="soft prompt"):
+        train(vae, CORPUS[:8], (), TrainConfig(epochs=1, progress=False, compile=True))

@@ -82,6 +82,21 @@ class LatentDecoder(nn.Module):
         # transformers >= 5.2x names the argument `cache`; older versions `past_key_values`.
         params = inspect.signature(self.base.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # torch.compile of the trunk for the soft prompt's training pass (compile_training_pass);
+        # kept out of the module tree so it is neither saved nor moved twice.
+        self.__dict__["_compiled_base"] = None
+
+    def compile_training_pass(self) -> None:
+        """Compile the trunk for the soft prompt's cache-free training pass (torch.compile,
+        dynamic shapes).  Evaluation and decoding keep the eager trunk: they run with a cache
+        and at batch shapes that would only recompile."""
+        if self.injector.mode != "prompt":
+            raise ConfigError(
+                f"compile applies to the soft prompt's training pass (decoder injection "
+                f"'prompt'); injection {self.injector.mode!r} passes a cache"
+            )
+        if self._compiled_base is None:
+            self.__dict__["_compiled_base"] = torch.compile(self.base, dynamic=True)
 
     # -- pieces of the LM -------------------------------------------------------------------
     @property
@@ -235,11 +250,44 @@ class LatentDecoder(nn.Module):
         """Teacher-forced last hidden states (B, T, H) of the LM given z (and the label id
         (B, T) of the token each position predicts, when annotation-conditioned); each
         layer's attention weights are appended to ``attentions`` when given."""
+        if self.injector.mode == "prompt":
+            return self._prompt_pass(z, input_ids, attention_mask, label_ids, attentions)
         cache, offset = self.prefix(z)
         positions = position_ids(attention_mask) + self.position_offset
         mask = self._attention(prefix_attention_mask(attention_mask, self.num_slots), positions)
         offset = self._label_offset(offset, label_ids)
         return self._run(input_ids, mask, positions, cache, offset, attentions)
+
+    def _prompt_pass(
+        self,
+        z: Tensor,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        label_ids: Tensor | None,
+        attentions: list | None,
+    ) -> Tensor:
+        """The soft prompt and the sentence in one cache-free pass (the same computation as
+        the prompt's cache followed by the tokens, which decoding uses): one call with static
+        inputs, which torch.compile can capture, where a cache filled in place is not."""
+        embed = self.lm.get_input_embeddings()
+        prompt, _ = self.injector(z)  # (B, slots, H)
+        tokens = embed(input_ids)
+        offset = self._label_offset(None, label_ids)
+        if offset is not None:
+            tokens = tokens + offset.to(tokens.dtype)
+        batch, slots = prompt.shape[:2]
+        first = torch.arange(slots, device=z.device).expand(batch, -1)
+        compiled = self._compiled_base is not None and self.training and attentions is None
+        out = (self._compiled_base if compiled else self.base)(
+            inputs_embeds=torch.cat([prompt.to(tokens.dtype), tokens], 1),
+            attention_mask=prefix_attention_mask(attention_mask, slots),
+            position_ids=torch.cat([first, position_ids(attention_mask) + slots], 1),
+            use_cache=False,
+            output_attentions=attentions is not None,
+        )
+        if attentions is not None:  # the sentence's queries, as the cached pass reports them
+            attentions.extend(a[:, :, slots:] for a in out.attentions)
+        return out.last_hidden_state[:, slots:]
 
     @torch.no_grad()
     def slot_attention(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:

@@ -76,6 +76,11 @@ class TrainConfig:
     #: passed (0: none).  The LR and beta schedules still span ``epochs``, so a run cut short
     #: stops part-way through them (a study's per-cell budget, ``lmvae grid``).
     max_minutes: float = 0.0
+    #: torch.compile the decoder's training pass (soft-prompt injection only).  On
+    #: MiniLM -> SmolLM2-135M, 2 CPU threads: 1.4x the eager steps/s after ~100 s of
+    #: compiling (docs/benchmarks.md), so it pays on runs past a few minutes; needs a C++
+    #: compiler on CPU (inductor).
+    compile: bool = False
     #: Save a resumable step checkpoint (``<out>/steps/step-N``: weights, optimizer, schedule,
     #: position in the epoch, RNG states) every this many optimizer steps; 0: only at epoch
     #: ends.  One is also saved when SIGTERM or SIGINT stops the run.

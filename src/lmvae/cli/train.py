@@ -186,6 +186,13 @@ def train(
         int,
         typer.Option(help="Stop after N epochs without a better held-out best metric (0: never)."),
     ] = TrainConfig.early_stopping_patience,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            help="torch.compile the decoder's training pass (soft prompt only): ~1.4x steps/s "
+            "on CPU after ~2 minutes of compiling; needs a C++ compiler."
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,
@@ -244,6 +251,7 @@ def train(
         report_to=report_to.value,
         log_every=log_every,
         early_stopping_patience=early_stopping_patience,
+        compile=compile,
     )
     train_cfg.validate()
     check_tracker(train_cfg.report_to, out)

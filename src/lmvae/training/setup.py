@@ -182,6 +182,8 @@ def prepare_run(
         notes += [f"held-out data: {n}" for n in model.codec.notes(eval_set.texts, eval_set.labels)]
     if fresh:
         calibrate_slots(model, dec_rows)
+    if config.compile:
+        model.decoder.compile_training_pass()
     cache = FeatureCache(config.feature_cache_mb * 2**20)
     train_features = feature_source(model, train_set.texts, train_cond, cache)
     eval_features = None
