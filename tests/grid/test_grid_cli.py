@@ -1,15 +1,20 @@
 """lmvae grid end to end on tiny backbones: a 2 x 1 grid through the CLI, its table, plots and
 index; a rerun skips finished cells, a half-finished cell resumes, a failed cell is recorded
-while the others finish, and a time budget stops training."""
+while the others finish, a time budget stops training, and SIGTERM stops the study with a cell
+that resumes from its step checkpoint."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 
 from lmvae.cli import main
+from lmvae.errors import TrainingInterrupted
 from lmvae.probes.records import load_probe_data
+from lmvae.training import loop
 
 
 def _study(path, backbones, data, encoders=("bert", "gpt2enc"), epochs=1, seed=0, minutes=0):
@@ -141,3 +146,30 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(grid, backbones, capsys
     assert "budget is spent" in err and "1 done, 1 failed" in err
     assert err.strip().splitlines()[-1].startswith("error: 1 cell(s) failed")
     assert "failed" in (out / "comparison.md").read_text()
+
+
+def test_sigterm_stops_the_study_and_the_cell_resumes_from_its_step(grid, backbones, capsys):
+    out = grid["root"] / "stopped"
+    study = _study(grid["root"] / "stopped.toml", backbones, grid["data"], seed=2)
+    original, sent = loop.cyclical_beta, []
+
+    def beta(at, *args):  # SIGTERM as the third step of the first cell begins
+        if at == 2 and not sent:
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(at, *args)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(loop, "cyclical_beta", beta)
+        assert main(["grid", study, "--out", str(out)]) == TrainingInterrupted.exit_code
+    err = capsys.readouterr().err
+    first, second = "bert__gpt2__plain__z8__s2", "gpt2enc__gpt2__plain__z8__s2"
+    assert f"SIGTERM stopped the study in cell {first}" in err and "run the same lmvae grid" in err
+    assert [r["status"] for r in _results(out).values()] == ["pending", "pending"]
+    assert list((out / "cells" / first / "run" / "steps").glob("step-*"))
+    assert not (out / "cells" / second).exists()  # the study stopped: no other cell started
+    assert main(["grid", study, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "(step 3)" in err
+    rows = _results(out)
+    assert rows[first]["status"] == rows[second]["status"] == "done"

@@ -82,15 +82,16 @@ def _build(study: Study, cell: Cell, train_data: Any, seed: int):
 
 
 def _train(study: Study, cell: Cell, model: Any, corpus: Any, held: Any, run: Path, log) -> None:
-    """Train, or go on training: a run with a finished epoch resumes with what is left of the
-    time budget."""
+    """Train, or go on training: a run with a finished epoch or a step checkpoint (saved when
+    SIGTERM or Ctrl-C stopped it) resumes, with what is left of the time budget."""
     from dataclasses import replace
 
     from lmvae.training import train
+    from lmvae.training.runfolder import resumable
     from lmvae.training.state import read_history
 
     config = replace(study.train, seed=cell.seed)
-    resume = (run / "last" / "trainer_state.json").is_file()
+    resume = resumable(run)
     if resume and config.max_minutes:
         spent = sum(r.get("train_seconds", 0.0) for r in read_history(run)) / 60
         config = replace(config, max_minutes=max(config.max_minutes - spent, 1e-6))

@@ -1,15 +1,18 @@
 """Run a study: every cell one after another (or one shard of them per process), skipping
 finished cells, resuming a half-finished one, recording a failed one with its one-line error
-and going on; the table, plots and index.html are rebuilt after each cell."""
+and going on; the table, plots and index.html are rebuilt after each cell.  SIGTERM or Ctrl-C
+during a cell's training stops the study (training saves a step checkpoint first), and the same
+command run again resumes that cell from it."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from lmvae.errors import ConfigError, LmvaeError
+from lmvae.errors import ConfigError, LmvaeError, TrainingInterrupted
 from lmvae.grid.cell import cell_fields, read_result, run_cell, write_json
 from lmvae.grid.data import GridData, load_data
 from lmvae.grid.study import Cell, Study
@@ -95,6 +98,14 @@ def run_grid(
             (folder / "result.json").unlink(missing_ok=True)
             run_cell(study, cell, data, folder, lambda line, c=cell: say(f"  {c.id}: {line}"))
             say(f"[{number + 1}/{len(cells)}] {cell.id}: done")
+        except TrainingInterrupted as e:  # asked to stop: not a failure, the cell resumes
+            write_summary(study, collect_results(study, out), out)
+            raise TrainingInterrupted(
+                f"{signal.Signals(e.signum).name} stopped the study in cell {cell.id}, whose "
+                f"training saved {e.checkpoint}: run the same lmvae grid command again to go on",
+                e.signum,
+                e.checkpoint,
+            ) from None
         except Exception as e:  # one failed cell never stops the others
             error = one_line(e)
             seconds = round(time.perf_counter() - started, 1)
