@@ -24,6 +24,11 @@ ATOL = 1e-4
 VARIANTS = {
     "plain": {},
     "embed-rank": {"decoder_embed_injection": True, "decoder_rank": 8},
+    # Text around the soft prompt; its last token (":") starts the sentence in place of BOS.
+    "template": {
+        "decoder_injection": "prompt",
+        "decoder_prompt_template": "Text: {latent}\nSame text:",
+    },
 }
 
 
@@ -89,6 +94,29 @@ def test_incremental_decoding_matches_teacher_forcing_right_padded_batch(vaes, n
     torch.testing.assert_close(_teacher_forced(dec, z[1:], single)[0], tf[1, :n], atol=ATOL, rtol=0)
 
 
+def _lm_after_soft_prompt(vae, z, ids, mask):
+    """The LM's own logits of the sentence after the template's text tokens (tokenised here
+    from the template) around the vectors made from z, all in one plain forward."""
+    dec, tok = vae.decoder, vae.decoder_tokenizer
+    before, after = vae.config.decoder.prompt_template.split("{latent}")
+    before, after = (tok(t, add_special_tokens=False)["input_ids"] for t in (before, after))
+    assert ids[:, 0].eq(after[-1]).all()  # the suffix's last token starts the sentence
+    embed = dec.lm.get_input_embeddings()
+    with torch.no_grad():
+        vectors = dec.injector(z)[0]
+        text = [embed(torch.tensor(t))[None].expand(len(ids), -1, -1) for t in (before, after[:-1])]
+        prompt = torch.cat([text[0], vectors, text[1]], 1)
+        n = prompt.shape[1]
+        logits = dec.lm(
+            inputs_embeds=torch.cat([prompt, embed(ids)], 1),
+            attention_mask=prefix_attention_mask(mask, n),
+            position_ids=torch.cat(
+                [torch.arange(n).expand(len(ids), -1), position_ids(mask) + n], 1
+            ),
+        ).logits
+    return logits[:, n:]
+
+
 @pytest.mark.parametrize("name, variant", ARCHS)
 def test_logits_equal_the_lms_own_forward(vaes, name, variant):
     vae = vaes(name, variant)
@@ -97,6 +125,9 @@ def test_logits_equal_the_lms_own_forward(vaes, name, variant):
     ids, mask = batch["input_ids"], batch["attention_mask"]
     z = _z(2, seed=1)
     ours = _teacher_forced(dec, z, batch)
+    if dec.injector.mode == "prompt":  # the template's text, the vectors, then the sentence
+        _assert_close_on_real(ours, _lm_after_soft_prompt(vae, z, ids, mask), mask)
+        return
     with torch.no_grad():
         cache, offset = dec.prefix(z)  # a second cache built from the same z
         inputs = {"input_ids": ids}

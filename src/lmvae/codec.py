@@ -44,6 +44,8 @@ class TextCodec:
         self.eos_id: int = tok.eos_token_id
         self.bos_id: int = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        #: The token a decoder sentence starts from: BOS, or a prompt template's last token.
+        self.start_id: int = self.bos_id
 
     @property
     def encoder_labels(self) -> bool:
@@ -80,11 +82,15 @@ class TextCodec:
         return tokenize_decoder(self.decoder_tokenizer, texts, self.config.decoder.max_length)
 
     def collate(
-        self, rows: Sequence[Sequence[int]], pad_to_multiple_of: int = 1
+        self,
+        rows: Sequence[Sequence[int]],
+        pad_to_multiple_of: int = 1,
+        start_id: int | None = None,
     ) -> dict[str, Tensor]:
-        """Token rows -> ``input_ids`` ``[BOS] x``, ``labels`` ``x [EOS]``, ``attention_mask``
-        (B, T), right-padded."""
-        return collate_decoder(rows, self.bos_id, self.eos_id, self.pad_id, pad_to_multiple_of)
+        """Token rows -> ``input_ids`` ``[start] x``, ``labels`` ``x [EOS]``, ``attention_mask``
+        (B, T), right-padded; the start token is :attr:`start_id` unless given."""
+        start = self.start_id if start_id is None else start_id
+        return collate_decoder(rows, start, self.eos_id, self.pad_id, pad_to_multiple_of)
 
     def decoder_inputs(
         self, texts: Sequence[str], word_labels: WordLabels | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lmvae.errors import ConfigError
+from lmvae.prompt_template import check_template
 
 Pooling = Literal["mean", "cls", "last"]
 LayerChoice = int | Literal["mix"]
@@ -110,6 +111,11 @@ class DecoderConfig:
     #: batch so the slots start with the mean and spread of the decoder's own keys and values
     #: of real tokens; "random" keeps PyTorch's default initialisation.
     slot_init: Literal["decoder_kv", "random"] = "random"
+    #: Text around the soft prompt (injection "prompt" only), with ``{latent}`` where it goes:
+    #: "chat" asks an instruct decoder, in its own chat template, to repeat the latent; "auto"
+    #: is "chat" for a decoder tokenizer with a chat template; "none" puts no text around it
+    #: (see :mod:`lmvae.prompt_template`).
+    prompt_template: str = "none"
 
 
 @dataclass
@@ -264,6 +270,14 @@ class VAEConfig:
             raise ConfigError(
                 f"unknown decoder injection {self.decoder.injection!r}: use "
                 + ", ".join(INJECTIONS)
+            )
+        check_template(self.decoder.prompt_template)
+        if self.decoder.prompt_template not in ("auto", "none") and (
+            self.decoder.injection != "prompt"
+        ):
+            raise ConfigError(
+                "a prompt template goes around the soft prompt: it needs decoder injection "
+                f"'prompt', not {self.decoder.injection!r}"
             )
         for name, side in (("encoder", self.encoder), ("decoder", self.decoder)):
             if side.lora_rank < 0 or side.unfreeze_top < 0:

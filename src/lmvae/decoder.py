@@ -85,6 +85,18 @@ class LatentDecoder(nn.Module):
         # torch.compile of the trunk for the soft prompt's training pass (compile_training_pass);
         # kept out of the module tree so it is neither saved nor moved twice.
         self.__dict__["_compiled_base"] = None
+        # Token ids of a prompt template's text before and after the soft prompt (empty: none).
+        self.register_buffer("template_prefix", torch.zeros(0, dtype=torch.long), False)
+        self.register_buffer("template_suffix", torch.zeros(0, dtype=torch.long), False)
+
+    def set_template(self, prefix: list[int], suffix: list[int]) -> None:
+        """Put the tokens of a prompt template's text before and after the soft prompt
+        (:mod:`lmvae.prompt_template`)."""
+        if self.injector.mode != "prompt":
+            raise ConfigError("a prompt template needs decoder injection 'prompt'")
+        device = self.template_prefix.device
+        self.template_prefix = torch.tensor(prefix, dtype=torch.long, device=device)
+        self.template_suffix = torch.tensor(suffix, dtype=torch.long, device=device)
 
     def compile_training_pass(self) -> None:
         """Compile the trunk for the soft prompt's cache-free training pass (torch.compile,
@@ -162,11 +174,23 @@ class LatentDecoder(nn.Module):
         config = None if self.injector.causal_slots else self.lm.config
         return prefix_cache(layers, config), offset
 
+    def soft_prompt(self, z: Tensor) -> Tensor:
+        """z (B, D) -> the prompt's input embeddings (B, prompt length, H) in the LM's dtype:
+        the template's text embeddings around the vectors made from z."""
+        embed = self.lm.get_input_embeddings()
+        vectors = self.injector(z)[0].to(embed.weight.dtype)  # (B, slots, H)
+        if not self.template_prefix.numel() and not self.template_suffix.numel():
+            return vectors
+        batch = z.shape[0]
+        parts = [embed(self.template_prefix), None, embed(self.template_suffix)]
+        return torch.cat(
+            [vectors if p is None else p[None].expand(batch, -1, -1) for p in parts], 1
+        )
+
     def _prompt_cache(self, z: Tensor) -> DynamicCache:
         """Run the soft prompt made from z through the LM at positions 0..slots-1; its cache is
         the prefix the sentence attends to (differentiable in z)."""
-        embeds, _ = self.injector(z)  # (B, slots, H)
-        embeds = embeds.to(self.lm.get_input_embeddings().weight.dtype)
+        embeds = self.soft_prompt(z)
         batch, slots = embeds.shape[:2]
         cache = prefix_cache([], self.lm.config)
         positions = torch.arange(slots, device=z.device).expand(batch, -1)
@@ -219,8 +243,10 @@ class LatentDecoder(nn.Module):
 
     @property
     def num_slots(self) -> int:
-        """Injected K/V slots per layer."""
-        return self.injector.num_slots
+        """Injected K/V slots per layer; for a soft prompt, its length (template text
+        included)."""
+        extra = self.template_prefix.numel() + self.template_suffix.numel()
+        return self.injector.num_slots + extra
 
     def _attention(self, mask: Tensor, positions: Tensor) -> Tensor:
         """The mask the LM gets: the 2-D slots + tokens mask, or for per-position injection the
@@ -269,9 +295,8 @@ class LatentDecoder(nn.Module):
         """The soft prompt and the sentence in one cache-free pass (the same computation as
         the prompt's cache followed by the tokens, which decoding uses): one call with static
         inputs, which torch.compile can capture, where a cache filled in place is not."""
-        embed = self.lm.get_input_embeddings()
-        prompt, _ = self.injector(z)  # (B, slots, H)
-        tokens = embed(input_ids)
+        prompt = self.soft_prompt(z)  # (B, slots, H)
+        tokens = self.lm.get_input_embeddings()(input_ids)
         offset = self._label_offset(None, label_ids)
         if offset is not None:
             tokens = tokens + offset.to(tokens.dtype)

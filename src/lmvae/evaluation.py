@@ -169,7 +169,10 @@ def decoder_nll(
     nlls, counts = [], []
     rows = model.codec.decoder_rows(texts)
     for i in range(0, len(rows), batch_size):
-        batch = device_batch(model, model.codec.collate(rows[i : i + batch_size]))
+        # BOS, not a prompt template's start token: the LM's own NLL with nothing before x.
+        batch = device_batch(
+            model, model.codec.collate(rows[i : i + batch_size], start_id=model.codec.bos_id)
+        )
         labels = batch["labels"]
         if not eos:
             last = batch["attention_mask"].sum(1) - 1

@@ -31,6 +31,7 @@ from lmvae.generation import GenerationConfig, generate_batches
 from lmvae.inputs import check_sentence, sentence_list
 from lmvae.objective import reparameterize
 from lmvae.prior import build_prior
+from lmvae.prompt_template import template_ids
 
 #: State-dict prefixes of the frozen backbones; everything else is trainable and saved.
 BACKBONE_PREFIXES = ("encoder.backbone.", "decoder.lm.")
@@ -85,6 +86,11 @@ class LanguageVAE(nn.Module):
                     backbone, side.lora_rank, side.lora_alpha, side.lora_targets, side.unfreeze_top
                 )
         self.codec = TextCodec(config, encoder_tokenizer, decoder_tokenizer)
+        if config.decoder.injection == "prompt":
+            template = template_ids(config.decoder.prompt_template, decoder_tokenizer)
+            if template is not None:
+                self.decoder.set_template(template.prefix, template.suffix)
+                self.codec.start_id = template.start_id
         self.base_dir: str | None = None  # folder the config's relative backbone paths start from
 
     # -- construction ---------------------------------------------------------------------------
@@ -345,7 +351,14 @@ class LanguageVAE(nn.Module):
         if self.decoder.label_embed is None:
             label_ids = None
         return generate_batches(
-            self.decoder, z, self.bos_id, self.eos_id, generation, generator, label_ids, batch_size
+            self.decoder,
+            z,
+            self.codec.start_id,
+            self.eos_id,
+            generation,
+            generator,
+            label_ids,
+            batch_size,
         )
 
     def reconstruct(

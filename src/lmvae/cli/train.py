@@ -133,6 +133,14 @@ def train(
         int | None,
         typer.Option(help="Hidden width of an MLP z -> slots projection (0: linear)."),
     ] = None,
+    prompt_template: Annotated[
+        str | None,
+        typer.Option(
+            help="Text around the soft prompt, {latent} where it goes; 'chat' (the decoder's "
+            "chat template, asked to repeat it), 'auto' or 'none' "
+            f"(default {DecoderConfig.prompt_template}, or the preset's)."
+        ),
+    ] = None,
     lora_decoder: Annotated[bool, typer.Option(help="LoRA adapters on the decoder.")] = False,
     lora_encoder: Annotated[bool, typer.Option(help="LoRA adapters on the encoder.")] = False,
     lora_rank: Annotated[int, typer.Option(help="Rank of the LoRA adapters.")] = 8,
@@ -277,6 +285,7 @@ def train(
         **chosen_model,
         **({"decoder_injection": injection.value} if injection is not None else {}),
         **({"decoder_hidden": hidden} if hidden is not None else {}),
+        **({"decoder_prompt_template": prompt_template} if prompt_template is not None else {}),
     )
     if prior is Prior.mixture and prior_label is None:
         raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
