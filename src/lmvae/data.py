@@ -145,6 +145,40 @@ def epoch_batches(
     return [batches[i] for i in shuffled]
 
 
+class EpochBatches(Sequence[list[int]]):
+    """One epoch's batches of item indices without bucketing, made on demand from the
+    permutation tensor: the batches of :func:`epoch_batches` (the same generator draws give the
+    same batches) in 8 bytes per item instead of a Python list of them all, for corpora larger
+    than memory.  With ``world`` > 1, batch i is this process's rows ``rank::world`` of global
+    batch i, and a last batch with fewer rows than processes is left out (as
+    :meth:`lmvae.distributed.Processes.shard_batches` does)."""
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        generator: torch.Generator,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.order = torch.randperm(num_items, generator=generator)
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+        count, rest = divmod(num_items, batch_size)
+        self._range = range(count + (rest >= world if world > 1 else rest > 0))
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            view = object.__new__(EpochBatches)
+            view.__dict__.update(self.__dict__, _range=self._range[index])
+            return view
+        i = self._range[index]
+        batch = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        return batch[self.rank :: self.world].tolist()
+
+
 def tokenize_decoder(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:
