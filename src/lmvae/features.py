@@ -6,6 +6,7 @@ for a batch's features and computes only the ones it lacks.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
@@ -63,31 +64,45 @@ class FeatureCache:
         ``fetch`` (this cache's :meth:`get` with its computation) then recomputes each batch
         that left a row behind, exactly as it was computed, and ``misses`` counts as it would.
         """
-        requests = [list(r) for r in requests]
-        if not requests:
+        batches = iter(requests)
+        first = next(batches, None)
+        if first is None:
             return
-        fetch(requests[0])  # the first batch is all misses: it tells the size of a row
+        first = list(first)
+        fetch(first)  # the first batch is all misses: it tells the size of a row
         rows = [r.numel() * r.element_size() for r in self._store.values()]
         capacity = self.max_bytes // rows[0] if rows else 0
         lru: OrderedDict[int, int] = OrderedDict()  # key -> its batch in ``computed``
-        computed: list[list[int]] = []
+        # Only the batches that still have a row in the cache are kept: the requests are
+        # taken one at a time, so a replay over a long stream holds no more than the cache.
+        computed: dict[int, list[int]] = {}
+        live: dict[int, int] = {}  # batch -> its rows in the cache
         misses = 0
-        for keys in requests:
+        for n, keys in enumerate(itertools.chain([first], batches)):
             present = set()
             for k in keys:
                 if k in lru:
                     lru.move_to_end(k)
                     present.add(k)
             missing = [k for k in dict.fromkeys(keys) if k not in present]
-            if missing:
-                misses += len(missing)
-                computed.append(missing)
-                for k in missing:
-                    lru[k] = len(computed) - 1
-                    while len(lru) > capacity:
-                        lru.popitem(last=False)
+            if not missing:
+                continue
+            misses += len(missing)
+            computed[n] = missing
+            emptied = {n}
+            for k in missing:
+                lru[k] = n
+                live[n] = live.get(n, 0) + 1
+                while len(lru) > capacity:
+                    _, old = lru.popitem(last=False)
+                    live[old] -= 1
+                    emptied.add(old)
+            for old in emptied:
+                if not live.get(old):
+                    live.pop(old, None)
+                    del computed[old]
         kept: dict[int, Tensor] = {}
-        for batch in sorted(set(lru.values())):
+        for batch in sorted(computed):
             self._store.clear()
             self._bytes = 0
             for k, row in zip(computed[batch], fetch(computed[batch]), strict=True):
