@@ -10,7 +10,9 @@
    model's posterior means.
 2. Copy oracle: the frozen SmolLM2-135M's NLL of 100 held-out sentences ``[BOS] x [EOS]`` with
    nothing before them, with their own tokens shuffled before them, and with the sentence
-   itself before them: how much a frozen decoder gains from the words in its context.
+   itself before them, and after a chat turn (SmolLM2's own format, no system message) asking
+   it to repeat the sentence, or the same turn empty: how much a frozen decoder gains from the
+   words in its context, and whether it copies when asked to.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sklearn.linear_model import Ridge
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
 from lmvae.demo.real import real_backbones
+from lmvae.prompt_template import INSTRUCTION
 from lmvae.wordnet import build_corpus
 
 
@@ -112,6 +115,18 @@ def copy_oracle(heldout: list[str]) -> dict[str, float]:
         gold = torch.tensor(seq[len(before) + 1 :])
         return -logp.gather(1, gold[:, None]).sum().item()
 
+    def nll_after(before: list[int], ids: list[int]) -> float:
+        """NLL of ``x [EOS]`` right after ``before`` (no BOS: a chat turn's role opens it)."""
+        seq = before + ids + [tok.eos_token_id]
+        with torch.no_grad():
+            logits = lm(torch.tensor([seq])).logits[0].float()
+        logp = torch.log_softmax(logits[len(before) - 1 : -1], -1)
+        return -logp.gather(1, torch.tensor(seq[len(before) :])[:, None]).sum().item()
+
+    def chat(content: str) -> list[int]:
+        turn = f"<|im_start|>user\n{INSTRUCTION}{content}<|im_end|>\n<|im_start|>assistant\n"
+        return tok(turn, add_special_tokens=False)["input_ids"]
+
     totals = collections.Counter()
     for text in heldout:
         ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -120,6 +135,8 @@ def copy_oracle(heldout: list[str]) -> dict[str, float]:
         totals["nothing before"] += nll([], ids)
         totals["its tokens shuffled before"] += nll(shuffled, ids)
         totals["the sentence before"] += nll(ids, ids)
+        totals["a chat turn asking to repeat it"] += nll_after(chat(text), ids)
+        totals["the same chat turn, empty"] += nll_after(chat(""), ids)
     return {k: round(v / len(heldout), 1) for k, v in totals.items()}
 
 

@@ -165,3 +165,29 @@ def test_train_per_position_from_a_conll_file_with_encoder_lora(backbones, tmp_p
     vae = LanguageVAE.from_pretrained(tmp_path / "o" / "best")
     assert vae.config.decoder.injection == "per_position" and vae.config.encoder.lora_rank == 8
     assert vae.config.annotations.labels == ["ADP", "DET", "W"]
+
+
+def test_train_with_a_prompt_template_and_reconstruct(backbones, tmp_path, capsys):
+    data = tmp_path / "corpus.txt"
+    data.write_text("\n".join(CORPUS[:40]) + "\n")
+    template = "the {latent} the cat"  # words of the tiny decoder's vocabulary
+    argv = _base(backbones, tmp_path / "run") + [
+        "--data", str(data), "--injection", "prompt", "--prompt-template", template,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    best = str(tmp_path / "run" / "best")
+    model = LanguageVAE.from_pretrained(best)
+    assert model.config.decoder.prompt_template == template
+    assert model.codec.start_id != model.codec.bos_id  # the template's last token starts
+    capsys.readouterr()
+    assert main(["reconstruct", best, "--data", str(data)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 40
+
+
+def test_error_a_prompt_template_without_its_placeholder(backbones, tmp_path, capsys):
+    data = tmp_path / "corpus.txt"
+    data.write_text("\n".join(CORPUS[:8]) + "\n")
+    argv = _base(backbones, tmp_path / "run") + [
+        "--data", str(data), "--injection", "prompt", "--prompt-template", "no placeholder",
+    ]  # fmt: skip
+    _one_error_line(capsys, main(argv), "prompt template", "{latent}")
