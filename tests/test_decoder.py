@@ -15,6 +15,7 @@ from transformers import DynamicCache
 
 from lmvae.cache import position_ids, prefix_attention_mask
 from lmvae.decoder import IGNORE_INDEX
+from lmvae.errors import ConfigError
 from lmvae.model import BACKBONE_PREFIXES
 from lmvae.objective import elbo_loss
 
@@ -306,3 +307,34 @@ def test_calibrated_slots_start_in_the_decoders_kv_distribution(make_vae):
     vae.decoder.calibrate_slots(batch["input_ids"], batch["attention_mask"])
     kv, _ = vae.decoder.injector(torch.randn(4000, vae.latent_size))
     torch.testing.assert_close(kv.mean((0, 4)), mean, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("name", [*DECODER_IDS, "gemma3", "gpt-neox"])
+def test_packed_training_pass_equals_the_padded_one(make_vae, name):
+    """Sentences laid end to end in one row, positions restarting per sentence, give each
+    sentence the hidden states and gradients it gets alone in a padded batch."""
+    vae = make_vae("bert", name, decoder_injection="prompt", decoder_num_slots=3).train()
+    dec = vae.decoder  # training mode, the LM itself in eval (no dropout)
+    batch = vae.decoder_inputs(TEXTS + ["birds fly"])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    z = _z(3, seed=2).requires_grad_()
+    dec.pack_training_pass(z.detach(), ids, mask)  # checks the family keeps sentences apart
+    assert dec.pack
+    outputs = []
+    for pack in (False, True):
+        dec.pack = pack
+        z.grad = None
+        hidden = dec.hidden_states(z, ids, mask)
+        (hidden[mask.bool()] ** 2).sum().backward()
+        outputs.append((hidden.detach(), z.grad.clone()))
+    (padded, grad_padded), (packed, grad_packed) = outputs
+    _assert_close_on_real(packed, padded, mask)
+    torch.testing.assert_close(grad_packed, grad_padded, atol=1e-3, rtol=1e-3)
+    assert packed[~mask.bool()].abs().max() == 0  # padding carries nothing
+
+
+def test_packing_needs_the_soft_prompt(make_vae):
+    vae = make_vae("bert", "gpt2", decoder_injection="prefix")
+    batch = vae.decoder_inputs(TEXTS)
+    with pytest.raises(ConfigError, match="packing applies to the soft prompt"):
+        vae.decoder.pack_training_pass(_z(2), batch["input_ids"], batch["attention_mask"])

@@ -25,6 +25,7 @@ from lmvae.config import DecoderConfig
 from lmvae.errors import ConfigError
 from lmvae.head import HeadQuirks, head_cross_entropy, head_logits
 from lmvae.injection import LatentInjector
+from lmvae.packing import check_packing, packed_forward
 from lmvae.precision import eager_attention
 
 IGNORE_INDEX = -100
@@ -85,6 +86,8 @@ class LatentDecoder(nn.Module):
         # torch.compile of the trunk for the soft prompt's training pass (compile_training_pass);
         # kept out of the module tree so it is neither saved nor moved twice.
         self.__dict__["_compiled_base"] = None
+        # Whether the soft prompt's training pass packs the batch (pack_training_pass).
+        self.pack = False
         # Token ids of a prompt template's text before and after the soft prompt (empty: none).
         self.register_buffer("template_prefix", torch.zeros(0, dtype=torch.long), False)
         self.register_buffer("template_suffix", torch.zeros(0, dtype=torch.long), False)
@@ -291,10 +294,13 @@ class LatentDecoder(nn.Module):
         attention_mask: Tensor,
         label_ids: Tensor | None,
         attentions: list | None,
+        pack: bool | None = None,
     ) -> Tensor:
         """The soft prompt and the sentence in one cache-free pass (the same computation as
         the prompt's cache followed by the tokens, which decoding uses): one call with static
-        inputs, which torch.compile can capture, where a cache filled in place is not."""
+        inputs, which torch.compile can capture, where a cache filled in place is not.  The
+        batch is packed (:mod:`lmvae.packing`) when ``pack`` says so, by default when
+        training with :attr:`pack` on."""
         prompt = self.soft_prompt(z)  # (B, slots, H)
         tokens = self.lm.get_input_embeddings()(input_ids)
         offset = self._label_offset(None, label_ids)
@@ -303,7 +309,12 @@ class LatentDecoder(nn.Module):
         batch, slots = prompt.shape[:2]
         first = torch.arange(slots, device=z.device).expand(batch, -1)
         compiled = self._compiled_base is not None and self.training and attentions is None
-        out = (self._compiled_base if compiled else self.base)(
+        base = self._compiled_base if compiled else self.base
+        if pack is None:
+            pack = self.pack and self.training and attentions is None
+        if pack:
+            return packed_forward(base, prompt.to(tokens.dtype), tokens, attention_mask)
+        out = base(
             inputs_embeds=torch.cat([prompt.to(tokens.dtype), tokens], 1),
             attention_mask=prefix_attention_mask(attention_mask, slots),
             position_ids=torch.cat([first, position_ids(attention_mask) + slots], 1),
@@ -313,6 +324,21 @@ class LatentDecoder(nn.Module):
         if attentions is not None:  # the sentence's queries, as the cached pass reports them
             attentions.extend(a[:, :, slots:] for a in out.attentions)
         return out.last_hidden_state[:, slots:]
+
+    def pack_training_pass(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> None:
+        """Train on packed rows (:mod:`lmvae.packing`) from now on, after checking on a
+        sample batch that this LM's attention keeps packed sentences apart: a family whose
+        masking ignores the packed format would let sentences read each other."""
+        if self.injector.mode != "prompt":
+            raise ConfigError(
+                f"packing applies to the soft prompt's training pass (decoder injection "
+                f"'prompt'); injection {self.injector.mode!r} passes a cache"
+            )
+        with torch.no_grad():
+            padded = self._prompt_pass(z, input_ids, attention_mask, None, None, pack=False)
+            packed = self._prompt_pass(z, input_ids, attention_mask, None, None, pack=True)
+        check_packing(type(self.lm).__name__, padded, packed, attention_mask)
+        self.pack = True
 
     @torch.no_grad()
     def slot_attention(self, z: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
