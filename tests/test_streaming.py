@@ -152,3 +152,15 @@ def test_lazy_epoch_batches_are_the_listed_ones(n, batch, world):
         expected = Processes(rank=rank, world=world).shard_batches(listed)
         assert len(lazy) == len(expected) and list(lazy) == expected
         assert list(lazy[2:]) == expected[2:] and len(lazy[1:][1:]) == len(expected[2:])
+
+
+def test_a_file_changed_after_indexing_is_a_data_error(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "a cat"}\n{"text": "a dog"}\n')
+    corpus, _ = open_stream(path)
+    path.write_text('{"text": "a cat"}\n')  # truncated
+    assert corpus[0] == "a cat"
+    with pytest.raises(
+        DataError, match=r"c.jsonl changed after it was indexed \(no sentence at byte 18\)"
+    ):
+        corpus[1]

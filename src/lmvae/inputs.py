@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lmvae.annotations import AnnotatedCorpus
 from lmvae.errors import ConfigError
+from lmvae.streaming import LineCorpus
 
 
 def sentence_list(texts: Sequence[str]) -> list[str]:
@@ -34,7 +35,7 @@ def check_sentence(text: object, name: str) -> None:
 def check_corpus(name: str, texts: object) -> None:
     """A corpus must be sentences: a list of strings or an AnnotatedCorpus, not a single
     string or a file name (which would train on its characters)."""
-    if isinstance(texts, AnnotatedCorpus):
+    if isinstance(texts, AnnotatedCorpus | LineCorpus):  # a stream is checked as it is indexed
         return
     if isinstance(texts, str | bytes | os.PathLike):
         raise ConfigError(

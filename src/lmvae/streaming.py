@@ -10,8 +10,9 @@ pages read count against the page cache, not the process).  The sentences read e
 
 Held-out sentences, when no eval file is given, are the lines whose text hashes under the
 fraction (:func:`held_out_hash`): deterministic, the same whatever the order of the lines, and a
-repeated sentence always falls on the same side.  At most ``max_eval`` of them are held out
-(those with the smallest hashes); the others train.
+repeated sentence falls on one side.  At most ``max_eval`` of them are held out (those with the
+smallest hashes; copies of the one sentence at that boundary may fall on both sides); the
+others train.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import heapq
 import json
 import os
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import overload
@@ -71,20 +73,27 @@ class LineCorpus(Sequence[str]):
 
     def _read(self, offset: int) -> str:
         fd = self._file()
-        chunks, size = [], 256
+        chunks, size, at = [], 256, offset
         while True:
-            chunk = os.pread(fd, size, offset)
+            chunk = os.pread(fd, size, at)
             end = chunk.find(b"\n")
             if end >= 0 or len(chunk) < size:
                 chunks.append(chunk if end < 0 else chunk[:end])
                 break
             chunks.append(chunk)
-            offset += len(chunk)
+            at += len(chunk)
             size = min(size * 4, 1 << 20)
-        line = b"".join(chunks).decode("utf-8").strip()
-        if not self.jsonl:
-            return line
-        return _field(json.loads(line), self.text_field, str(self.path)).strip()
+        try:
+            line = b"".join(chunks).decode("utf-8").strip()
+            text = _field(json.loads(line), self.text_field, "") if self.jsonl else line
+        except (UnicodeDecodeError, json.JSONDecodeError, DataError):
+            text = ""
+        if not text.strip():  # an index always points at a sentence
+            raise DataError(
+                f"{self.path} changed after it was indexed (no sentence at byte {offset}): "
+                "restart the run to index it again"
+            )
+        return text.strip()
 
     def _file(self) -> int:
         if self._fd is None or self._pid != os.getpid():
@@ -118,14 +127,13 @@ def open_stream(
     path = Path(path)
     jsonl = _kind(path)
     cut = eval_fraction * _HASH_SPAN
-    offsets = np.empty(1 << 16, dtype=np.int64)
-    count = 0
-    # The max_eval smallest hashes under the cut: (-hash, offset) in a max-heap.
+    starts = array("q")  # grows in place: no second copy of the index while it is built
+    # The max_eval smallest hashes under the cut: (-hash, offset) in a max-heap.  A line the
+    # heap pushes out trains after all; there are about max_eval * ln(lines / max_eval).
     held: list[tuple[int, int]] = []
-    spilled: list[int] = []  # offsets of lines under the cut that the heap pushed out
+    displaced: list[int] = []
     with open(path, "rb") as f:
-        first = f.read(3)
-        position = 3 if first == _BOM else 0
+        position = 3 if f.read(3) == _BOM else 0
         f.seek(position)
         for number, raw in enumerate(f, 1):
             start, position = position, position + len(raw)
@@ -134,21 +142,17 @@ def open_stream(
                 continue
             if cut > 0:
                 h = held_out_hash(text)
-                if h < cut:
-                    if len(held) < max_eval:
-                        heapq.heappush(held, (-h, start))
-                        continue
-                    if h < -held[0][0]:
-                        start = heapq.heappushpop(held, (-h, start))[1]
-                    spilled.append(start)
+                if h < cut and len(held) < max_eval:
+                    heapq.heappush(held, (-h, start))
                     continue
-            if count == len(offsets):
-                offsets = np.resize(offsets, 2 * count)
-            offsets[count] = start
-            count += 1
-    offsets = offsets[:count]
-    if spilled:  # they train after all, in file order
-        offsets = np.sort(np.concatenate([offsets, np.asarray(spilled, dtype=np.int64)]))
+                if h < cut and held and h < -held[0][0]:
+                    displaced.append(heapq.heappushpop(held, (-h, start))[1])
+                    continue
+            starts.append(start)
+    offsets = np.frombuffer(starts, dtype=np.int64) if starts else np.zeros(0, np.int64)
+    if displaced:  # back into file order
+        extra = np.sort(np.asarray(displaced, dtype=np.int64))
+        offsets = np.insert(offsets, np.searchsorted(offsets, extra), extra)
     if not len(offsets):
         what = "no sentences" if not held else "no sentences besides the held-out ones"
         raise DataError(f"corpus {path} holds {what}")

@@ -7,6 +7,7 @@ Defaults were measured on real pretrained backbones (docs/benchmarks.md); named 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -70,6 +71,15 @@ class TrainConfig:
     mixed_precision: str | None = None
     #: Bound on the memory of cached encoder features (MiB).
     feature_cache_mb: int = 1024
+    #: Folder of an on-disk cache of encoder features (lmvae.feature_store), shared by epochs,
+    #: runs and processes; None: features are cached in memory only.
+    feature_cache_dir: str | None = None
+    #: Bound on that folder (GiB): past it the oldest shards are removed.
+    feature_cache_max_gb: float = 10.0
+    #: Stop after this many optimizer steps (0: after ``epochs``); the LR and beta schedules
+    #: then span these steps, and the corpus is gone over as often as they take (``epochs``
+    #: is ignored), the last pass cut short.  For a stream, whose epochs may be long.
+    max_steps: int = 0
     #: Show a progress bar.
     progress: bool = True
     #: Time budget: stop after the epoch during which this many minutes of the run have
@@ -98,6 +108,8 @@ class TrainConfig:
     early_stopping_patience: int = 0
 
     def validate(self) -> None:
+        if isinstance(self.feature_cache_dir, os.PathLike):  # a Path given: saved as text
+            self.feature_cache_dir = os.fspath(self.feature_cache_dir)
         numbers = ("lr", "backbone_lr", "weight_decay", "max_grad_norm", "beta_max", "free_bits")
         for name in numbers:  # inf or NaN here trains to NaN weights
             value = getattr(self, name)
@@ -106,7 +118,7 @@ class TrainConfig:
             if not math.isfinite(value):
                 raise ConfigError(f"{name} must be finite, got {value}")
         integers = ("epochs", "batch_size", "gradient_accumulation_steps", "seed", "save_every")
-        for name in (*integers, "keep_last", "log_every", "early_stopping_patience"):
+        for name in (*integers, "keep_last", "log_every", "early_stopping_patience", "max_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -162,6 +174,12 @@ class TrainConfig:
             (
                 self.early_stopping_patience >= 0,
                 f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}",
+            ),
+            (self.max_steps >= 0, f"max_steps must be >= 0, got {self.max_steps}"),
+            (
+                isinstance(self.feature_cache_max_gb, int | float)
+                and self.feature_cache_max_gb > 0,
+                f"feature_cache_max_gb must be > 0, got {self.feature_cache_max_gb!r}",
             ),
         ]
         for ok, msg in checks:

@@ -18,6 +18,15 @@ from lmvae.cli.common import (
     set_threads,
     show_log,
 )
+from lmvae.cli.train_stream import (
+    DEFAULTS,
+    FeatureCacheGbOpt,
+    FeatureCacheMbOpt,
+    FeatureCacheOpt,
+    MaxStepsOpt,
+    StreamOpt,
+    check_stream_options,
+)
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
 from lmvae.train_config import TrainConfig
@@ -222,6 +231,11 @@ def train(
             "--grad-accum.  Or start `accelerate launch -m lmvae train ...` yourself."
         ),
     ] = 1,
+    stream: StreamOpt = False,
+    max_steps: MaxStepsOpt = DEFAULTS["max_steps"],
+    feature_cache: FeatureCacheOpt = None,
+    feature_cache_max_gb: FeatureCacheGbOpt = DEFAULTS["feature_cache_max_gb"],
+    feature_cache_mb: FeatureCacheMbOpt = DEFAULTS["feature_cache_mb"],
 ) -> None:
     """Train a VAE from two pretrained LMs on a corpus."""
     from lmvae.distributed import is_main_process, relaunch_without
@@ -234,6 +248,8 @@ def train(
         raise LmvaeError("give the sentences with either --data or --annotations")
     if spacy is not None and annotations is not None:
         raise LmvaeError("give labels with --annotations or --spacy, not both")
+    plain = annotations is None and spacy is None and prior is Prior.gaussian
+    check_stream_options(stream, data, plain)
     chosen_model: dict = {}
     if encoder_layer is not None:
         chosen_model["encoder_layer"] = (
@@ -260,6 +276,10 @@ def train(
         log_every=log_every,
         early_stopping_patience=early_stopping_patience,
         compile=compile,
+        max_steps=max_steps,
+        feature_cache_dir=None if feature_cache is None else str(feature_cache),
+        feature_cache_max_gb=feature_cache_max_gb,
+        feature_cache_mb=feature_cache_mb,
     )
     train_cfg.validate()
     check_tracker(train_cfg.report_to, out)
@@ -320,6 +340,7 @@ def train(
             prior=prior,
             prior_label=prior_label,
             text_field=text_field,
+            stream=stream,
         )
 
 
@@ -341,6 +362,7 @@ def _run(
     prior: Prior,
     prior_label: str | None,
     text_field: str,
+    stream: bool = False,
 ) -> None:
     """Read the data, build the model and train it, with the run folder locked."""
     from lmvae.conditioning import configure_conditions
@@ -352,15 +374,23 @@ def _run(
     source = annotations if annotations is not None else data
     labels = label_field if annotations is not None else None
     category = prior_label if prior is Prior.mixture else None
-    corpus = _read_data(source, labels, category, text_field)
-    eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
-    corpus = configure_conditions(
-        vae_cfg, corpus, condition.value, label_field, spacy, spacy_model, category
-    )
-    if eval_corpus is not None:
-        train_texts, eval_texts = corpus, eval_corpus
+    if stream:  # plain sentences, read lazily (checked in train)
+        from lmvae.cli.train_stream import read_stream
+
+        train_texts, eval_texts = read_stream(source, eval_data, text_field, train_cfg)
     else:
-        train_texts, eval_texts = _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
+        corpus = _read_data(source, labels, category, text_field)
+        eval_corpus = (
+            None if eval_data is None else _read_data(eval_data, labels, category, text_field)
+        )
+        corpus = configure_conditions(
+            vae_cfg, corpus, condition.value, label_field, spacy, spacy_model, category
+        )
+        if eval_corpus is not None:
+            train_texts, eval_texts = corpus, eval_corpus
+        else:
+            max_eval = train_cfg.max_eval_sentences
+            train_texts, eval_texts = _split(corpus, eval_fraction, max_eval, seed)
     model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
     # These lines and the trainer's go to the lmvae.training logger, printed by show_log.
     LOGGER.info(

@@ -153,7 +153,7 @@ def _run(
     tracker.start(setup.accelerator, model)
     control = steps.StepControl(model, setup, config, out, run, stop, tracker)
 
-    for epoch in range(run.first_epoch, config.epochs + 1):
+    for epoch in range(run.first_epoch, setup.epochs + 1):
         record = train_epoch(model, setup, config, run, epoch, control)
         metrics = None
         if setup.eval_set is not None:
@@ -187,6 +187,12 @@ def _run(
             if log is not None:
                 log(f"stopping after epoch {epoch}: {stopped}")
             break
+    store = setup.feature_store
+    if log is not None and store is not None:
+        log(
+            f"feature cache {store.dir}: {store.hits} sentences read, {store.computed} computed "
+            f"by the encoder and stored"
+        )
     result = run.result
     result.notes = setup.notes
     if out is not None and result.best_dir is None and (out / "best").is_dir():
@@ -206,8 +212,8 @@ def train_epoch(
     epoch: int,
     control: steps.StepControl,
 ) -> dict[str, Any]:
-    """One pass over the shuffled training batches (from where a step checkpoint left it);
-    returns the epoch's training record."""
+    """One pass over the shuffled training batches (from where a step checkpoint left it, up
+    to ``config.max_steps``); returns the epoch's training record."""
     accelerator = setup.accelerator
     params = [p for p in model.parameters() if p.requires_grad]
     accumulation = config.gradient_accumulation_steps
@@ -226,14 +232,16 @@ def train_epoch(
         batches[start:],
         initial=start,
         total=len(batches),
-        desc=f"epoch {epoch}/{config.epochs}",
+        desc=f"epoch {epoch}/{setup.epochs}",
         disable=not (config.progress and processes.is_main),
         leave=False,
         dynamic_ncols=True,
     )
     control.begin_epoch(bar, start, sums, guard.counts)
+    end = start  # batches done at the end of this call
     with setup.precision.context(model):
         for batch_index, indices in enumerate(bar, start):
+            end = batch_index + 1
             group_start = batch_index - batch_index % accumulation
             group_size = min(accumulation, n_batches - group_start)
             sync = batch_index + 1 == group_start + group_size
@@ -249,7 +257,7 @@ def train_epoch(
             with no_sync, accelerator.autocast():
                 features = setup.train_features(indices)
                 batch = model.codec.collate(
-                    [setup.dec_rows[i] for i in indices], setup.precision.pad_multiple
+                    setup.sentences.rows(indices), setup.precision.pad_multiple
                 )
                 batch.update(setup.train_cond.batch(indices, batch["input_ids"].shape[1]))
                 noise = sentence_noise(indices, config.seed, epoch, noise_width)
@@ -284,7 +292,8 @@ def train_epoch(
                 control.after_step(epoch, batch_index + 1, sums, guard.counts, beta)
             if batch_index % _TRIM_EVERY == 0:
                 release_free_memory()  # batch shapes vary: keep the heap from creeping
-            last = batch_index + 1 == n_batches
+            done = bool(config.max_steps) and sync and run.step >= config.max_steps
+            last = batch_index + 1 == n_batches or done
             if batch_index % _POSTFIX_EVERY == _POSTFIX_EVERY - 1 or last:
                 guard.check(epoch, run.step)
             if config.progress and (batch_index % _POSTFIX_EVERY == 0 or last):
@@ -292,7 +301,11 @@ def train_epoch(
                 bar.set_postfix(
                     loss=shown[0], rec=shown[1], kl=shown[2], beta=f"{beta:.2f}", refresh=False
                 )
+            if done:
+                break
     bar.close()
+    if setup.feature_store is not None:
+        setup.feature_store.flush()  # this epoch's new features, for the next epoch and run
     seconds = time.perf_counter() - epoch_start
     mean_loss, mean_recon, mean_kl = (sums / guard.finite_batches()).tolist()
     skipped = guard.skipped()
@@ -306,14 +319,15 @@ def train_epoch(
         "train_recon": mean_recon,
         "train_kl": mean_kl,
         "train_seconds": seconds,
-        "train_sents_per_s": len(setup.dec_rows) / seconds,
+        "train_sents_per_s": len(setup.sentences) * (end - start) / n_batches / seconds,
         "encoder_passes": encoder_passes(setup),
         "skipped_steps": skipped,
     }
 
 
 def encoder_passes(setup: RunSetup) -> int:
-    """Sentences the encoder has run on so far, over all processes."""
+    """Sentences whose features the run has had to fetch so far, over all processes: from
+    the encoder, or with a disk cache (``feature_cache_dir``) from there when it holds them."""
     misses = torch.tensor([float(setup.feature_cache.misses)], device=setup.accelerator.device)
     return int(setup.processes.sum(misses).item())
 

@@ -20,12 +20,15 @@ from torch.optim.lr_scheduler import LambdaLR
 from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import Conditions, prepare_conditions
 from lmvae.distributed import Processes
-from lmvae.errors import DataError
+from lmvae.errors import ConfigError, DataError
+from lmvae.feature_store import FeatureStore, feature_settings
 from lmvae.features import FeatureCache
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 from lmvae.schedule import lr_factor
+from lmvae.streaming import LineCorpus
 from lmvae.train_config import TrainConfig
+from lmvae.training.sentences import TrainingSentences
 
 Features = Callable[[list[int]], Tensor]
 
@@ -66,13 +69,15 @@ class Precision:
 class RunSetup:
     """The fixed parts of a run that the loop reads."""
 
-    train_set: AnnotatedCorpus
+    #: The training sentences and their decoder rows (kept, or tokenised per batch).
+    sentences: TrainingSentences
     eval_set: AnnotatedCorpus | None
     train_cond: Conditions
-    dec_rows: list[list[int]]  # decoder token ids of each training sentence
     train_features: Features
     eval_features: Features | None
     feature_cache: FeatureCache
+    #: Features on disk (``config.feature_cache_dir``), behind the in-memory cache.
+    feature_store: FeatureStore | None
     accelerator: Accelerator
     processes: Processes
     #: What a training step calls: the model, or with several processes its DDP wrapper.
@@ -82,6 +87,8 @@ class RunSetup:
     scheduler: LambdaLR
     n_batches: int  # per epoch, each split over the processes
     total_steps: int
+    #: Epochs to run: ``config.epochs``, or as many as ``config.max_steps`` takes.
+    epochs: int
     backward: Callable
     clip_grad_norm: Callable
     #: What reading the corpora quietly changed (sentences cut, unknown labels), for the log.
@@ -107,13 +114,22 @@ def choose_precision(model: LanguageVAE, config: TrainConfig) -> tuple[Precision
 
 
 def feature_source(
-    model: LanguageVAE, texts: Sequence[str], cond: Conditions, store: FeatureCache
+    model: LanguageVAE,
+    texts: Callable[[list[int]], list[str]],
+    cond: Conditions,
+    store: FeatureCache,
+    disk: FeatureStore | None = None,
 ) -> Features:
-    """Encoder features of texts by index: cached while the encoder is frozen."""
+    """Encoder features of the sentences at given indices (``texts`` reads them): cached while
+    the encoder is frozen, in memory and, with a ``disk`` store, on disk behind it."""
+
+    def encode(chunk: list[str], labels: list[list[str]] | None) -> Tensor:
+        return model.features(**model.encoder_inputs(chunk, labels))
 
     def compute(indices: list[int]) -> Tensor:
-        chunk = [texts[i] for i in indices]
-        return model.features(**model.encoder_inputs(chunk, cond.labels_of(indices)))
+        if disk is None:
+            return encode(texts(indices), cond.labels_of(indices))
+        return disk.fetch(texts(indices), cond.labels_of(indices), encode)
 
     if model.encoder.backbone_trains:  # LoRA / unfrozen layers: features change every step
         return compute
@@ -133,7 +149,7 @@ def param_groups(model: LanguageVAE, config: TrainConfig) -> list[dict[str, Any]
     return groups
 
 
-def calibrate_slots(model: LanguageVAE, dec_rows: list[list[int]]) -> None:
+def calibrate_slots(model: LanguageVAE, sentences: TrainingSentences) -> None:
     """Data-dependent start of fresh slot projections on the first 64 sentences (see
     DecoderConfig.slot_init), in the decoder's own precision."""
     injector = model.decoder.injector
@@ -143,7 +159,7 @@ def calibrate_slots(model: LanguageVAE, dec_rows: list[list[int]]) -> None:
         return
     wanted = model.config.decoder.slot_init == "decoder_kv" and injector.mode != "memory"
     if wanted and not injector.calibrated:
-        sample = model.codec.collate(dec_rows[:64])
+        sample = model.codec.collate(sentences.rows(range(min(64, len(sentences)))))
         model.decoder.calibrate_slots(
             sample["input_ids"].to(model.device), sample["attention_mask"].to(model.device)
         )
@@ -163,35 +179,55 @@ def prepare_run(
     processes = processes or Processes()
     if not len(train_texts):
         raise DataError("no training sentences")
-    # Labels (from the data, or spaCy) and categories, checked once for the whole run.
-    train_set = model.annotate(as_corpus(train_texts))
+    streamed = isinstance(train_texts, LineCorpus)
+    if streamed:
+        check_streamable(model, config)
+        train_cond = Conditions()  # plain sentences: nothing to annotate
+        texts: Sequence[str] = train_texts
+        train_labels = None
+    else:
+        # Labels (from the data, or spaCy) and categories, checked once for the whole run.
+        train_set = model.annotate(as_corpus(train_texts))
+        train_cond = prepare_conditions(model, train_set)
+        texts, train_labels = train_set.texts, train_set.labels
     eval_set = model.annotate(as_corpus(eval_texts)) if len(eval_texts) else None
-    train_cond = prepare_conditions(model, train_set)
     eval_cond = prepare_conditions(model, eval_set) if eval_set else None
 
     precision, accelerator = choose_precision(model, config)
     model.to(accelerator.device)
     model.train()
-    # Tokenise the whole corpus once; batches only pad.
-    dec_rows = model.codec.decoder_rows(train_set.texts)
-    empty = [train_set.texts[i] for i, r in enumerate(dec_rows) if not r]
-    if empty:
-        raise DataError(f"{len(empty)} sentence(s) give no decoder tokens, e.g. {empty[0]!r}")
-    notes = [f"training data: {n}" for n in model.codec.notes(train_set.texts, train_set.labels)]
+    # A corpus in memory is tokenised once (batches only pad); a stream batch by batch.
+    sentences = TrainingSentences(texts, model.codec)
+    notes = []
+    if not streamed:  # (a stream is never read whole)
+        notes += [f"training data: {n}" for n in model.codec.notes(texts, train_labels)]
     if eval_set is not None:
         notes += [f"held-out data: {n}" for n in model.codec.notes(eval_set.texts, eval_set.labels)]
     if fresh:
-        calibrate_slots(model, dec_rows)
+        calibrate_slots(model, sentences)
     if config.compile:
         model.decoder.compile_training_pass()
+    disk = None
+    if config.feature_cache_dir is not None and not model.encoder.backbone_trains:
+        settings = feature_settings(model, accelerator.device, precision.mixed)
+        max_bytes = int(config.feature_cache_max_gb * 2**30)
+        disk = FeatureStore(config.feature_cache_dir, settings, max_bytes, accelerator.device)
+    elif config.feature_cache_dir is not None:
+        notes.append("the encoder trains (LoRA / unfrozen layers): no features are cached")
     cache = FeatureCache(config.feature_cache_mb * 2**20)
-    train_features = feature_source(model, train_set.texts, train_cond, cache)
+    train_features = feature_source(model, sentences.text_batch, train_cond, cache, disk)
     eval_features = None
     if eval_set is not None:
         eval_cache = FeatureCache(config.feature_cache_mb * 2**20)
-        eval_features = feature_source(model, eval_set.texts, eval_cond, eval_cache)
+        eval_texts_of = partial(_pick, eval_set.texts)
+        eval_features = feature_source(model, eval_texts_of, eval_cond, eval_cache, disk)
 
-    n_batches = processes.batch_count(len(train_set.texts), config.batch_size * processes.world)
+    n_batches = processes.batch_count(len(sentences), config.batch_size * processes.world)
+    steps_per_epoch = math.ceil(n_batches / config.gradient_accumulation_steps)
+    if config.max_steps:  # the steps decide, the epochs follow
+        total_steps, epochs = config.max_steps, math.ceil(config.max_steps / steps_per_epoch)
+    else:
+        total_steps, epochs = steps_per_epoch * config.epochs, config.epochs
     # The fused kernel updates all tensors in one pass; the per-tensor loop cost ~8 % of a CPU
     # step of the default model.
     optimizer = torch.optim.AdamW(
@@ -200,7 +236,6 @@ def prepare_run(
         weight_decay=config.weight_decay,
         fused=accelerator.device.type in ("cuda", "cpu"),
     )
-    total_steps = math.ceil(n_batches / config.gradient_accumulation_steps) * config.epochs
     schedule = partial(
         lr_factor,
         warmup_steps=int(config.warmup_ratio * total_steps),
@@ -215,13 +250,13 @@ def prepare_run(
     if precision.cpu_bf16:
         precision.bf16_weights = FrozenCast(model.decoder.lm, torch.bfloat16)
     return RunSetup(
-        train_set=train_set,
+        sentences=sentences,
         eval_set=eval_set,
         train_cond=train_cond,
-        dec_rows=dec_rows,
         train_features=train_features,
         eval_features=eval_features,
         feature_cache=cache,
+        feature_store=disk,
         accelerator=accelerator,
         processes=processes,
         forward=model if plain else data_parallel(model, accelerator),
@@ -230,10 +265,29 @@ def prepare_run(
         scheduler=scheduler,
         n_batches=n_batches,
         total_steps=total_steps,
+        epochs=epochs,
         backward=Tensor.backward if plain else accelerator.backward,
         clip_grad_norm=torch.nn.utils.clip_grad_norm_ if plain else accelerator.clip_grad_norm_,
         notes=notes,
     )
+
+
+def _pick(texts: Sequence[str], indices: list[int]) -> list[str]:
+    return [texts[i] for i in indices]
+
+
+def check_streamable(model: LanguageVAE, config: TrainConfig) -> None:
+    """A streamed corpus holds plain sentences and is never tokenised whole."""
+    if model.config.annotations.enabled or model.config.prior.kind == "mixture":
+        raise ConfigError(
+            "a streamed corpus holds plain sentences: a model conditioned on word labels or "
+            "with a mixture prior trains on a corpus in memory (without --stream)"
+        )
+    if config.bucket_batches:
+        raise ConfigError(
+            "length bucketing (bucket_batches) needs every sentence's token length: a "
+            "streamed corpus trains unbucketed (bucket_batches=0)"
+        )
 
 
 def data_parallel(model: LanguageVAE, accelerator: Accelerator) -> torch.nn.Module:

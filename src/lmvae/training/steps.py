@@ -30,14 +30,14 @@ import re
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lmvae.checkpoint import load_optimizer, load_trainable_weights
-from lmvae.data import epoch_batches
+from lmvae.data import EpochBatches, epoch_batches
 from lmvae.errors import ConfigError, TrainingInterrupted
 from lmvae.model import LanguageVAE
 from lmvae.train_config import TrainConfig
@@ -60,18 +60,17 @@ from lmvae.training.tracking import Tracking
 BATCH_ORDER = ("seed", "batch_size", "gradient_accumulation_steps", "bucket_batches")
 
 
-def epoch_order(setup: RunSetup, config: TrainConfig, epoch: int) -> list[list[int]]:
+def epoch_order(setup: RunSetup, config: TrainConfig, epoch: int) -> Sequence[list[int]]:
     """This process's batches of ``epoch``, the same in every run with the same seed: every
-    process draws the same global batches and trains on its rows of each."""
+    process draws the same global batches and trains on its rows of each.  Unbucketed, they
+    are made batch by batch from the permutation (a corpus may be larger than memory)."""
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     processes = setup.processes
-    batches = epoch_batches(
-        len(setup.dec_rows),
-        config.batch_size * processes.world,
-        gen,
-        [len(r) for r in setup.dec_rows],
-        config.bucket_batches,
-    )
+    size = config.batch_size * processes.world
+    if not config.bucket_batches:
+        return EpochBatches(len(setup.sentences), size, gen, processes.rank, processes.world)
+    lengths = setup.sentences.lengths()
+    batches = epoch_batches(len(setup.sentences), size, gen, lengths, config.bucket_batches)
     return processes.shard_batches(batches)
 
 
@@ -202,7 +201,7 @@ def save_step(
         "best_score": run.best_score if math.isfinite(run.best_score) else None,
         "best_epoch": run.result.best_epoch,
         "skipped_steps": run.skipped_steps,
-        "sentences": len(setup.dec_rows),
+        "sentences": len(setup.sentences),
         "processes": setup.processes.world,
         "scheduler": scheduler_state(setup.scheduler),
         "train_config": config.to_dict(),
@@ -246,7 +245,7 @@ def restore_step(
     saved = {k: state["train_config"].get(k) for k in BATCH_ORDER}
     saved.update(sentences=state["sentences"], processes=state["processes"])
     now = {k: getattr(config, k) for k in BATCH_ORDER}
-    now.update(sentences=len(setup.dec_rows), processes=setup.processes.world)
+    now.update(sentences=len(setup.sentences), processes=setup.processes.world)
     differ = [f"{k} {saved[k]} (now {now[k]})" for k in saved if saved[k] != now[k]]
     if differ:
         raise ConfigError(
@@ -291,16 +290,18 @@ def replay_features(model: LanguageVAE, setup: RunSetup, config: TrainConfig, ru
     if model.encoder.backbone_trains:  # features are computed afresh at every step
         return
     done = run.position.batch if run.position is not None else 0
-    requests = []
-    for epoch in range(1, run.first_epoch + 1):
-        batches = epoch_order(setup, config, epoch)
-        requests += batches[:done] if epoch == run.first_epoch else batches
+
+    def requests() -> Iterator[list[int]]:  # one batch at a time: a stream may be long
+        for epoch in range(1, run.first_epoch + 1):
+            batches = epoch_order(setup, config, epoch)
+            yield from batches[:done] if epoch == run.first_epoch else batches
+
     with (
         torch.no_grad(),
         setup.precision.context(model),
         setup.accelerator.autocast(),
     ):
-        setup.feature_cache.replay(requests, setup.train_features)
+        setup.feature_cache.replay(requests(), setup.train_features)
 
 
 def rng_state() -> dict[str, Any]:
