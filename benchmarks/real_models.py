@@ -78,10 +78,14 @@ def part_matmul(args) -> dict:
     return {"bf16_matmul_gflops": round(2 * n**3 * reps / seconds / 1e9, 1)}
 
 
-def part_lmvae(args, compiled: bool = False) -> dict:
+def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
     from lmvae import TrainConfig, train
 
     vae, texts = _setup(args)
+    if packed:  # checked on a sample batch; training then packs every batch
+        sample = vae.decoder_inputs(texts[:8])
+        z = torch.zeros(8, vae.latent_size)
+        vae.decoder.pack_training_pass(z, sample["input_ids"], sample["attention_mask"])
     config = TrainConfig(
         epochs=2,
         batch_size=args.batch_size,
@@ -153,6 +157,17 @@ def part_lmvae_compiled(args) -> dict:
     """Not in the default parts: ``--parts lmvae,lmvae_compiled`` (TrainConfig.compile; the
     first epoch holds the compilation, the second is timed)."""
     return part_lmvae(args, compiled=True)
+
+
+def part_lmvae_packed(args) -> dict:
+    """Not in the default parts: ``--parts lmvae,lmvae_packed`` (padding-free batches,
+    lmvae.packing)."""
+    return part_lmvae(args, packed=True)
+
+
+def part_lmvae_packed_compiled(args) -> dict:
+    """Not in the default parts: packed and compiled."""
+    return part_lmvae(args, compiled=True, packed=True)
 
 
 def part_ceiling_a_prompt_compiled(args) -> dict:

@@ -167,14 +167,16 @@ def test_train_per_position_from_a_conll_file_with_encoder_lora(backbones, tmp_p
     assert vae.config.annotations.labels == ["ADP", "DET", "W"]
 
 
-def test_train_with_a_prompt_template_and_reconstruct(backbones, tmp_path, capsys):
+def test_train_packed_with_a_prompt_template_and_reconstruct(backbones, tmp_path, capsys):
     data = tmp_path / "corpus.txt"
     data.write_text("\n".join(CORPUS[:40]) + "\n")
     template = "the {latent} the cat"  # words of the tiny decoder's vocabulary
     argv = _base(backbones, tmp_path / "run") + [
-        "--data", str(data), "--injection", "prompt", "--prompt-template", template,
+        "--data", str(data), "--injection", "prompt", "--prompt-template", template, "--pack",
     ]  # fmt: skip
     assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["pack"] is True
     best = str(tmp_path / "run" / "best")
     model = LanguageVAE.from_pretrained(best)
     assert model.config.decoder.prompt_template == template

@@ -91,6 +91,10 @@ class TrainConfig:
     #: compiling (docs/benchmarks.md), so it pays on runs past a few minutes; needs a C++
     #: compiler on CPU (inductor).
     compile: bool = False
+    #: Padding-free batches (soft-prompt injection only): a batch's prompts and sentences end
+    #: to end in one row, each sentence's positions restarting (lmvae.packing), so no compute
+    #: goes to padding; checked against the padded pass on a sample batch at the start.
+    pack: bool = False
     #: Save a resumable step checkpoint (``<out>/steps/step-N``: weights, optimizer, schedule,
     #: position in the epoch, RNG states) every this many optimizer steps; 0: only at epoch
     #: ends.  One is also saved when SIGTERM or SIGINT stops the run.

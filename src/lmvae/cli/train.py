@@ -210,6 +210,12 @@ def train(
             "on CPU after ~2 minutes of compiling; needs a C++ compiler."
         ),
     ] = False,
+    pack: Annotated[
+        bool,
+        typer.Option(
+            help="Padding-free batches: sentences end to end in one row (soft prompt only)."
+        ),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,
@@ -276,6 +282,7 @@ def train(
         log_every=log_every,
         early_stopping_patience=early_stopping_patience,
         compile=compile,
+        pack=pack,
         max_steps=max_steps,
         feature_cache_dir=None if feature_cache is None else str(feature_cache),
         feature_cache_max_gb=feature_cache_max_gb,

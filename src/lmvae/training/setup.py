@@ -165,6 +165,16 @@ def calibrate_slots(model: LanguageVAE, sentences: TrainingSentences) -> None:
         )
 
 
+def pack_batches(model: LanguageVAE, sentences: TrainingSentences) -> None:
+    """Padding-free training batches (lmvae.packing), once a sample of 8 sentences shows the
+    decoder keeps packed sentences apart; the sample's z is fixed, so no RNG is drawn."""
+    sample = model.codec.collate(sentences.rows(range(min(8, len(sentences)))))
+    z = torch.zeros(sample["input_ids"].shape[0], model.latent_size, device=model.device)
+    model.decoder.pack_training_pass(
+        z, sample["input_ids"].to(model.device), sample["attention_mask"].to(model.device)
+    )
+
+
 def prepare_run(
     model: LanguageVAE,
     train_texts: Sequence[str] | AnnotatedCorpus,
@@ -205,6 +215,10 @@ def prepare_run(
         notes += [f"held-out data: {n}" for n in model.codec.notes(eval_set.texts, eval_set.labels)]
     if fresh:
         calibrate_slots(model, sentences)
+    if config.pack:
+        pack_batches(model, sentences)
+    else:  # a model trained packed before trains padded now
+        model.decoder.pack = False
     if config.compile:
         model.decoder.compile_training_pass()
     disk = None
