@@ -44,13 +44,13 @@ def run(encoder: str, decoder: str, out: Path, batch_size: int, epochs: int) -> 
     seen: dict = {"sentences": []}
     feature_source, data_parallel = setup.feature_source, setup.data_parallel
 
-    def recording_source(model, texts, cond, store):
-        source = feature_source(model, texts, cond, store)
+    def recording_source(model, texts, cond, store, disk=None):
+        source = feature_source(model, texts, cond, store, disk)
         if "train" not in seen:  # the first source is the training set's
             seen["train"] = True
 
             def features(indices):
-                seen["sentences"] += [texts[i] for i in indices]
+                seen["sentences"] += texts(indices)
                 return source(indices)
 
             return features
