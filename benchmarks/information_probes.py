@@ -13,6 +13,8 @@
    itself before them, and after a chat turn (SmolLM2's own format, no system message) asking
    it to repeat the sentence, or the same turn empty: how much a frozen decoder gains from the
    words in its context, and whether it copies when asked to.
+3. Linear-code oracle: in that chat turn, 16 input embeddings in place of the text to repeat
+   (the sentence's own, or their best linear image in 128 or 512 dimensions, shuffled, mean).
 """
 
 from __future__ import annotations
@@ -140,6 +142,57 @@ def copy_oracle(heldout: list[str]) -> dict[str, float]:
     return {k: round(v / len(heldout), 1) for k, v in totals.items()}
 
 
+def linear_code_oracle(train: list[str], heldout: list[str], slots: int = 16) -> dict[str, float]:
+    """The frozen decoder's NLL of ``x [EOS]`` after the chat turn asking it to repeat, with
+    ``slots`` input embeddings in place of the text to repeat: the sentence's own token
+    embeddings (EOS-padded), their projection onto the top principal components of the
+    training sentences' embedding sequences (what a linear map from a latent of that size
+    could at best produce), the tokens shuffled, and their mean repeated."""
+    _, gguf = real_backbones()
+    folder, name = str(Path(gguf).parent), Path(gguf).name
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+    table = lm.get_input_embeddings().weight.detach()
+
+    def ids(text: str) -> list[int]:
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    before = ids(f"<|im_start|>user\n{INSTRUCTION}")
+    after = ids("<|im_end|>\n<|im_start|>assistant\n")
+    eos = tok.eos_token_id
+
+    def slots_of(token_ids: list[int]) -> torch.Tensor:
+        token_ids = token_ids[:slots]
+        return torch.cat([table[token_ids], table[eos].expand(slots - len(token_ids), -1)])
+
+    def nll(soft: torch.Tensor, target: list[int]) -> float:
+        embeds = torch.cat([table[before], soft, table[after], table[target]])
+        with torch.no_grad():
+            logits = lm(inputs_embeds=embeds[None]).logits[0].float()
+        start = len(before) + slots + len(after)
+        logp = torch.log_softmax(logits[start - 1 : -1], -1)
+        return -logp.gather(1, torch.tensor(target)[:, None]).sum().item()
+
+    codes = torch.stack([slots_of(ids(t)).flatten() for t in train]).float()
+    mean = codes.mean(0)
+    _, _, basis = torch.pca_lowrank(codes - mean, q=512, center=False)
+    rng = random.Random(0)
+    totals = collections.Counter()
+    for text in heldout:
+        token_ids = ids(text)
+        target = token_ids + [eos]
+        own = slots_of(token_ids)
+        totals["its own token embeddings"] += nll(own, target)
+        for k in (128, 512):
+            flat = mean + ((own.flatten() - mean) @ basis[:, :k]) @ basis[:, :k].T
+            totals[f"projected on {k} principal components"] += nll(flat.view(slots, -1), target)
+        shuffled = token_ids[:]
+        rng.shuffle(shuffled)
+        totals["its tokens shuffled"] += nll(slots_of(shuffled), target)
+        totals["their mean, repeated"] += nll(table[token_ids].mean(0).expand(slots, -1), target)
+    return {k: round(v / len(heldout), 1) for k, v in totals.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vae", default=None, help="a trained lmvae folder (e.g. RUN/best)")
@@ -152,6 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         bag_of_words_probe(corpus.train[:3000], corpus.heldout[:300], args.vae),
     )
     print("frozen decoder NLL (nats per sentence):", copy_oracle(corpus.heldout[:100]))
+    print(
+        "in the chat turn, 16 embeddings in place of the text (nats per sentence):",
+        linear_code_oracle(corpus.train[:3000], corpus.heldout[:100]),
+    )
 
 
 if __name__ == "__main__":
