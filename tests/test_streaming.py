@@ -144,7 +144,9 @@ def test_a_duplicate_line_falls_on_one_side(tmp_path):
     assert held and set(train).isdisjoint(held) and len(held) % 2 == 0
 
 
-@pytest.mark.parametrize(("n", "batch", "world"), [(22, 4, 1), (23, 6, 2), (21, 6, 4), (5, 8, 1)])
+@pytest.mark.parametrize(
+    ("n", "batch", "world"), [(22, 4, 1), (23, 6, 2), (21, 6, 4), (5, 8, 1), (100_003, 1000, 2)]
+)
 def test_lazy_epoch_batches_are_the_listed_ones(n, batch, world):
     listed = epoch_batches(n, batch, torch.Generator().manual_seed(7))
     for rank in range(world):

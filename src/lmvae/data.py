@@ -148,7 +148,7 @@ def epoch_batches(
 class EpochBatches(Sequence[list[int]]):
     """One epoch's batches of item indices without bucketing, made on demand from the
     permutation tensor: the batches of :func:`epoch_batches` (the same generator draws give the
-    same batches) in 8 bytes per item instead of a Python list of them all, for corpora larger
+    same batches) in 4 bytes per item instead of a Python list of them all, for corpora larger
     than memory.  With ``world`` > 1, batch i is this process's rows ``rank::world`` of global
     batch i, and a last batch with fewer rows than processes is left out (as
     :meth:`lmvae.distributed.Processes.shard_batches` does)."""
@@ -161,7 +161,10 @@ class EpochBatches(Sequence[list[int]]):
         rank: int = 0,
         world: int = 1,
     ) -> None:
-        self.order = torch.randperm(num_items, generator=generator)
+        # int32 halves the permutation of a long stream; torch draws the same permutation
+        # in either dtype (tests/test_streaming.py holds it to the listed batches).
+        dtype = torch.int32 if num_items < 2**31 else torch.int64
+        self.order = torch.randperm(num_items, generator=generator, dtype=dtype)
         self.batch_size, self.rank, self.world = batch_size, rank, world
         count, rest = divmod(num_items, batch_size)
         self._range = range(count + (rest >= world if world > 1 else rest > 0))
