@@ -18,7 +18,7 @@ from lmvae.cli.common import (
     set_threads,
     show_log,
 )
-from lmvae.cli.train_stream import (
+from lmvae.cli.train_data import (
     DEFAULTS,
     FeatureCacheGbOpt,
     FeatureCacheMbOpt,
@@ -26,6 +26,8 @@ from lmvae.cli.train_stream import (
     MaxStepsOpt,
     StreamOpt,
     check_stream_options,
+    read_in_memory,
+    read_stream,
 )
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
@@ -372,32 +374,21 @@ def _run(
     stream: bool = False,
 ) -> None:
     """Read the data, build the model and train it, with the run folder locked."""
-    from lmvae.conditioning import configure_conditions
     from lmvae.model import LanguageVAE
     from lmvae.training import train as run_training
     from lmvae.training.tracking import LOGGER
 
-    seed, eval_fraction = train_cfg.seed, train_cfg.eval_fraction
+    seed = train_cfg.seed
     source = annotations if annotations is not None else data
     labels = label_field if annotations is not None else None
     category = prior_label if prior is Prior.mixture else None
     if stream:  # plain sentences, read lazily (checked in train)
-        from lmvae.cli.train_stream import read_stream
-
         train_texts, eval_texts = read_stream(source, eval_data, text_field, train_cfg)
     else:
-        corpus = _read_data(source, labels, category, text_field)
-        eval_corpus = (
-            None if eval_data is None else _read_data(eval_data, labels, category, text_field)
+        conditions = (condition.value, label_field, spacy, spacy_model)
+        train_texts, eval_texts = read_in_memory(
+            vae_cfg, train_cfg, source, eval_data, labels, category, text_field, conditions
         )
-        corpus = configure_conditions(
-            vae_cfg, corpus, condition.value, label_field, spacy, spacy_model, category
-        )
-        if eval_corpus is not None:
-            train_texts, eval_texts = corpus, eval_corpus
-        else:
-            max_eval = train_cfg.max_eval_sentences
-            train_texts, eval_texts = _split(corpus, eval_fraction, max_eval, seed)
     model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
     # These lines and the trainer's go to the lmvae.training logger, printed by show_log.
     LOGGER.info(
@@ -408,27 +399,6 @@ def _run(
         model, train_texts, eval_texts, train_cfg, out, None, resume=resume, overwrite=overwrite
     )
     LOGGER.info(f"done in {result.seconds:.0f} s; best epoch {result.best_epoch}: {out / 'best'}")
-
-
-def _read_data(path: Path, label_field: str | None, category_field: str | None, text_field: str):
-    """Plain sentences, or an AnnotatedCorpus when labels or categories are asked for."""
-    from lmvae.annotations import read_annotations
-    from lmvae.data import read_corpus
-
-    if label_field is None and category_field is None:
-        return read_corpus(path, text_field)
-    return read_annotations(path, label_field, category_field, text_field)
-
-
-def _split(corpus, eval_fraction: float, max_eval: int, seed: int):
-    from lmvae.annotations import AnnotatedCorpus
-    from lmvae.data import split_corpus
-
-    if not isinstance(corpus, AnnotatedCorpus):
-        return split_corpus(corpus, eval_fraction, max_eval, seed)
-    index = list(range(len(corpus)))
-    train_idx, eval_idx = split_corpus(index, eval_fraction, max_eval, seed)
-    return corpus.subset(train_idx), corpus.subset(eval_idx)
 
 
 def _int_option(name: str, value: str) -> int:

@@ -1,5 +1,6 @@
-"""The options of ``lmvae train`` for corpora larger than memory (``--stream``, ``--max-steps``)
-and for encoder features kept on disk (``--feature-cache``), and the reading of a stream."""
+"""How ``lmvae train`` reads its data: a corpus in memory (plain or annotated, split for
+held-out sentences) or streamed, and the options for corpora larger than memory (``--stream``,
+``--max-steps``) and for encoder features kept on disk (``--feature-cache``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from lmvae.config import VAEConfig
 from lmvae.errors import LmvaeError
 from lmvae.train_config import TrainConfig
 
@@ -83,3 +85,51 @@ def read_stream(data: Path, eval_data: Path | None, text_field: str, config: Tra
         f"{len(held_out)} held out{' by hash' if eval_data is None else ''}"
     )
     return train, held_out
+
+
+def read_in_memory(
+    vae_cfg: VAEConfig,
+    train_cfg: TrainConfig,
+    source: Path,
+    eval_data: Path | None,
+    labels: str | None,
+    category: str | None,
+    text_field: str,
+    conditions: tuple[str, str, str | None, str],
+):
+    """The corpus read whole, its conditions set in ``vae_cfg`` (``conditions``: where labels
+    enter, their field, spaCy attribute and pipeline), and the held-out sentences (from
+    ``eval_data``, else a seeded split)."""
+    from lmvae.conditioning import configure_conditions
+
+    corpus = _read_data(source, labels, category, text_field)
+    eval_corpus = None if eval_data is None else _read_data(eval_data, labels, category, text_field)
+    condition, label_field, spacy, spacy_model = conditions
+    corpus = configure_conditions(
+        vae_cfg, corpus, condition, label_field, spacy, spacy_model, category
+    )
+    if eval_corpus is not None:
+        return corpus, eval_corpus
+    seed, eval_fraction = train_cfg.seed, train_cfg.eval_fraction
+    return _split(corpus, eval_fraction, train_cfg.max_eval_sentences, seed)
+
+
+def _read_data(path: Path, label_field: str | None, category_field: str | None, text_field: str):
+    """Plain sentences, or an AnnotatedCorpus when labels or categories are asked for."""
+    from lmvae.annotations import read_annotations
+    from lmvae.data import read_corpus
+
+    if label_field is None and category_field is None:
+        return read_corpus(path, text_field)
+    return read_annotations(path, label_field, category_field, text_field)
+
+
+def _split(corpus, eval_fraction: float, max_eval: int, seed: int):
+    from lmvae.annotations import AnnotatedCorpus
+    from lmvae.data import split_corpus
+
+    if not isinstance(corpus, AnnotatedCorpus):
+        return split_corpus(corpus, eval_fraction, max_eval, seed)
+    index = list(range(len(corpus)))
+    train_idx, eval_idx = split_corpus(index, eval_fraction, max_eval, seed)
+    return corpus.subset(train_idx), corpus.subset(eval_idx)
