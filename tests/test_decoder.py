@@ -338,3 +338,22 @@ def test_packing_needs_the_soft_prompt(make_vae):
     batch = vae.decoder_inputs(TEXTS)
     with pytest.raises(ConfigError, match="packing applies to the soft prompt"):
         vae.decoder.pack_training_pass(_z(2), batch["input_ids"], batch["attention_mask"])
+
+
+@pytest.mark.parametrize("row_tokens", [1, 12, 1024])
+def test_packed_rows_hold_at_most_row_tokens(make_vae, row_tokens):
+    """Rows are filled in batch order up to ``row_tokens`` positions (a longer sentence gets a
+    row of its own); each row's unused tail is a segment no sentence reads."""
+    from lmvae.packing import _rows, packed_forward
+
+    assert _rows([5, 4, 3, 9], 9) == ([0, 0, 1, 2], [0, 5, 0, 0])
+    vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_num_slots=3).train()
+    dec = vae.decoder
+    batch = vae.decoder_inputs(TEXTS + ["birds fly", "the dog sat"])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    z = _z(4, seed=3)
+    with torch.no_grad():
+        padded = dec._prompt_pass(z, ids, mask, None, None, pack=False)
+        prompt, tokens = dec.soft_prompt(z), dec.lm.get_input_embeddings()(ids)
+        packed = packed_forward(dec.base, prompt, tokens, mask, row_tokens)
+    _assert_close_on_real(packed, padded, mask)
