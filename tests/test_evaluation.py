@@ -5,6 +5,7 @@ is lmvae.probes.usage's, tested there)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from lmvae.evaluation import decoding_figures
 from lmvae.metrics import distinct_n, loop_rate, loops
@@ -66,3 +67,27 @@ def test_decoding_figures_eos_rate_rule(vae):
     # No reference fits: nothing to count, and the rate is 0, not a division by zero.
     none = decoding_figures(vae, [_ids(vae, "a dog")], [long], max_new)
     assert none["eos_rate"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["gpt2", "gemma", "gemma2", "cohere", "granite"])
+@pytest.mark.parametrize("eos", [True, False])
+def test_decoder_nll_is_the_lms_own_without_its_full_logits(make_vae, name, eos):
+    """decoder_nll goes through the trunk and the chunked head loss (no (B, T, V) logits), and
+    gives the LM's own summed cross-entropy of [BOS] x [EOS] (or without EOS), head scaling
+    and soft-capping included, on a padded batch."""
+    import torch.nn.functional as F
+
+    from lmvae.evaluation import decoder_nll
+
+    vae = make_vae("bert", name).eval()
+    texts = ["the cat sat on the mat near the fire", "a dog runs"]
+    nll, counts = decoder_nll(vae, texts, eos=eos)
+    for i, text in enumerate(texts):
+        row = vae.codec.decoder_rows([text])[0]
+        seq = torch.tensor([[vae.codec.bos_id, *row, vae.eos_id]])
+        with torch.no_grad():
+            logits = vae.decoder.lm(input_ids=seq).logits[0, :-1].float()
+        gold = seq[0, 1:] if eos else seq[0, 1:-1]
+        expected = F.cross_entropy(logits[: len(gold)], gold, reduction="sum")
+        torch.testing.assert_close(nll[i], expected, atol=1e-4, rtol=1e-4)
+        assert counts[i] == len(gold)

@@ -18,6 +18,7 @@ from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import prepare_conditions
 from lmvae.decoder import IGNORE_INDEX
 from lmvae.distributed import Processes
+from lmvae.head import head_cross_entropy
 from lmvae.metrics import active_units, distinct_n, loop_rate, reconstruction_metrics
 from lmvae.model import LanguageVAE
 from lmvae.objective import reparameterize
@@ -178,12 +179,16 @@ def decoder_nll(
             last = batch["attention_mask"].sum(1) - 1
             labels = labels.clone()
             labels[torch.arange(labels.shape[0]), last] = IGNORE_INDEX
-        logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        token_nll = torch.nn.functional.cross_entropy(
-            logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
-        )
-        nlls.append(token_nll.sum(1))
-        counts.append((labels != IGNORE_INDEX).sum(1))
+        # Through the trunk and the chunked head loss: the full (B, T, V) logits of a
+        # 262k-token vocabulary would take gigabytes.
+        hidden = lm.base_model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        target = labels != IGNORE_INDEX
+        nll, _ = head_cross_entropy(lm, model.decoder.head_quirks, hidden[target], labels[target])
+        rows_of = target.nonzero(as_tuple=True)[0]
+        nlls.append(torch.zeros(labels.shape[0], device=nll.device).index_add(0, rows_of, nll))
+        counts.append(target.sum(1))
     return torch.cat(nlls), torch.cat(counts)
 
 
