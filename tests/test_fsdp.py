@@ -126,7 +126,7 @@ def test_decoding_stops_when_all_done_says_so(make_vae):
     assert kept_going == alone and len(asked) == 6
 
 
-def test_fsdp_with_compile_or_an_accelerate_engine_is_refused(capsys, tmp_path):
+def test_fsdp_with_compile_or_an_accelerate_engine_is_refused(capsys, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="fsdp and compile"):
         TrainConfig(fsdp=True, compile=True).validate()
     argv = ["train", "--encoder", "e", "--decoder", "d", "--data", "x.txt", "--out"]
@@ -138,4 +138,9 @@ def test_fsdp_with_compile_or_an_accelerate_engine_is_refused(capsys, tmp_path):
     for engine in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         with pytest.raises(ConfigError, match="lmvae shards the decoder itself"):
             check_engine(SimpleNamespace(distributed_type=engine))
-    check_engine(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU))
+    ddp = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU)
+    check_engine(ddp)
+    # On a CPU Accelerate runs an FSDP config as DDP: its launcher's environment says FSDP.
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ConfigError, match="asks for its FSDP engine"):
+        check_engine(ddp)

@@ -32,6 +32,7 @@ load the saved run in one process to use it.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import TYPE_CHECKING
 
@@ -69,45 +70,52 @@ def decoder_blocks(lm: nn.Module) -> list[nn.Module]:
     return blocks
 
 
-def shard_decoder(model: LanguageVAE, mixed: str, device: torch.device, world: int) -> int:
-    """Shard the frozen weights of the decoder's blocks over ``world`` processes (every process
-    calls this at the same point, before the model is moved to ``device``: each block goes over
-    in shards).  ``mixed`` ("no", "bf16", "fp16") is the run's mixed precision.  Returns the
-    number of blocks sharded."""
+def shard_decoder(model: LanguageVAE, mixed: str, device: torch.device, world: int) -> str:
+    """Shard the frozen weights of the decoder's blocks over the ``world`` processes of the
+    process group (every process calls this at the same point, before the model is moved to
+    ``device``: each block goes over in shards; a group of one process shards nothing but
+    runs every step FSDP adds).  ``mixed`` ("no", "bf16", "fp16") is the run's mixed
+    precision.  Returns a line for the log saying what was sharded."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
     from torch.distributed.tensor import DTensor
 
+    if not torch.distributed.is_initialized():
+        return "fsdp: a single process started without a launcher: nothing to shard over"
     lm = model.decoder.lm
-    if is_sharded(model):  # a second run of the same model in these processes
-        return 0
     blocks = decoder_blocks(lm)  # before anything changes: an unsupported model fails here
-    dtype = FROZEN_DTYPES.get(mixed)
-    if dtype is not None:
-        for param in lm.parameters():
-            if not param.requires_grad and param.is_floating_point():
-                param.data = param.data.to(dtype)
-    policy = MixedPrecisionPolicy(param_dtype=dtype) if dtype else MixedPrecisionPolicy()
-    mesh = init_device_mesh(device.type, (world,))
-    sharded = 0
-    for block in blocks:
-        trains = {p for p in block.parameters() if p.requires_grad}
-        if all(p in trains for p in block.parameters()):
-            continue  # an unfrozen layer trains whole on every process
-        fully_shard(block, mesh=mesh, mp_policy=policy, ignored_params=trains)
-        sharded += 1
-    base = lm.base_model
-    whole = {p for p in base.parameters() if not isinstance(p, DTensor)}
-    fully_shard(base, mesh=mesh, ignored_params=whole)
-    # The root hands back transformers' output, whose hidden states may be a view (GPT-2
-    # reshapes them); FSDP warns because an in-place change of it would skip a gather, and
-    # lmvae never changes a decoder output in place.
-    warnings.filterwarnings(
-        "ignore",
-        message=rf"FSDP2-wrapped module \({type(base).__name__}\) returned a view tensor",
-        category=UserWarning,
+    kind = type(blocks[0]).__name__
+    if not is_sharded(model):  # (a second run of the same model in these processes: it is)
+        dtype = FROZEN_DTYPES.get(mixed)
+        if dtype is not None:
+            for param in lm.parameters():
+                if not param.requires_grad and param.is_floating_point():
+                    param.data = param.data.to(dtype)
+        policy = MixedPrecisionPolicy(param_dtype=dtype) if dtype else MixedPrecisionPolicy()
+        mesh = init_device_mesh(device.type, (world,))
+        for block in blocks:
+            trains = {p for p in block.parameters() if p.requires_grad}
+            if all(p in trains for p in block.parameters()):
+                continue  # an unfrozen layer trains whole on every process
+            fully_shard(block, mesh=mesh, mp_policy=policy, ignored_params=trains)
+        base = lm.base_model
+        whole = {p for p in base.parameters() if not isinstance(p, DTensor)}
+        fully_shard(base, mesh=mesh, ignored_params=whole)
+        # The root hands back transformers' output, whose hidden states may be a view (GPT-2
+        # reshapes them); FSDP warns because an in-place change of it would skip a gather,
+        # and lmvae never changes a decoder output in place.
+        warnings.filterwarnings(
+            "ignore",
+            message=rf"FSDP2-wrapped module \({type(base).__name__}\) returned a view tensor",
+            category=UserWarning,
+        )
+    sharded = sum(any(isinstance(p, DTensor) for p in b.parameters()) for b in blocks)
+    frozen = next((p.dtype for p in lm.parameters() if not p.requires_grad), None)
+    return (
+        f"fsdp: {sharded} of {len(blocks)} decoder blocks ({kind}) sharded over {world} "
+        f"processes, 1/{world} of their frozen weights ({frozen}) on each; what trains, the "
+        "encoder, the embeddings and the output head stay whole on each"
     )
-    return sharded
 
 
 def is_sharded(model: LanguageVAE) -> bool:
@@ -121,13 +129,22 @@ def is_sharded(model: LanguageVAE) -> bool:
 def check_engine(accelerator: Accelerator) -> None:
     """lmvae shards the decoder itself and keeps DDP for what trains: Accelerate's own FSDP
     or DeepSpeed engine would wrap the whole model, frozen encoder and heads included, in a
-    way lmvae has never been run with."""
+    way lmvae has never been run with.  Asked for by the launcher's environment (on a CPU
+    Accelerate quietly falls back to DDP) or by the accelerator."""
     from accelerate.utils import DistributedType
 
-    engine = accelerator.distributed_type
-    if engine in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+    asked = [
+        name
+        for name, variable, engine in (
+            ("FSDP", "ACCELERATE_USE_FSDP", DistributedType.FSDP),
+            ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED", DistributedType.DEEPSPEED),
+        )
+        if os.environ.get(variable, "").lower() in ("1", "true")
+        or accelerator.distributed_type == engine
+    ]
+    if asked:
         raise ConfigError(
-            f"this Accelerate config asks for {engine.value}: lmvae shards the decoder itself. "
-            "Launch with a multi-GPU (or multi-CPU) config and pass --fsdp to lmvae train "
+            f"this Accelerate config asks for its {asked[0]} engine: lmvae shards the decoder "
+            "itself. Launch with a multi-GPU config and pass --fsdp to lmvae train "
             "(examples/accelerate_fsdp.yaml)"
         )

@@ -205,13 +205,14 @@ def prepare_run(
     eval_cond = prepare_conditions(model, eval_set) if eval_set else None
 
     precision, accelerator = choose_precision(model, config)
-    if config.fsdp and processes.world > 1:  # before placing: the decoder goes over in shards
-        shard_decoder(model, precision.mixed, accelerator.device, processes.world)
+    sharding = None  # before the model is placed: the decoder goes over in shards
+    if config.fsdp:
+        sharding = shard_decoder(model, precision.mixed, accelerator.device, processes.world)
     model.to(accelerator.device)
     model.train()
     # A corpus in memory is tokenised once (batches only pad); a stream batch by batch.
     sentences = TrainingSentences(texts, model.codec)
-    notes = []
+    notes = [] if sharding is None else [sharding]
     if not streamed:  # (a stream is never read whole)
         notes += [f"training data: {n}" for n in model.codec.notes(texts, train_labels)]
     if eval_set is not None:
