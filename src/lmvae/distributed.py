@@ -55,6 +55,10 @@ class Processes:
             return flag
         return bool(self.sum(torch.tensor([float(flag)], device=_device())).item())
 
+    def all(self, flag: bool) -> bool:
+        """Whether every process says so."""
+        return not self.any(not flag)
+
     def gather(self, items: list[T]) -> list[T]:
         """Every process's items, in rank order (picklable objects, e.g. CPU tensors)."""
         if self.world == 1:

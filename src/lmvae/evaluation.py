@@ -18,6 +18,8 @@ from lmvae.annotations import AnnotatedCorpus, as_corpus
 from lmvae.conditioning import prepare_conditions
 from lmvae.decoder import IGNORE_INDEX
 from lmvae.distributed import Processes
+from lmvae.fsdp import is_sharded
+from lmvae.generation import GenerationConfig, generate_batches
 from lmvae.head import head_cross_entropy
 from lmvae.metrics import active_units, distinct_n, loop_rate, reconstruction_metrics
 from lmvae.model import LanguageVAE
@@ -95,8 +97,8 @@ def _evaluate(
     kl_dims = torch.zeros(model.latent_size, device=model.device)
     mus = []
     mine = list(range(processes.rank, len(texts), processes.world))
-    for i in range(0, len(mine), batch_size):
-        indices = mine[i : i + batch_size]
+    lockstep = processes.world > 1 and is_sharded(model)
+    for indices, counted in _batches(mine, len(texts), batch_size, processes, lockstep):
         chunk = [texts[j] for j in indices]
         if features is not None:
             feats = features(indices)
@@ -105,6 +107,8 @@ def _evaluate(
         batch = model.decoder_inputs(chunk)
         batch.update(cond.batch(indices, batch["input_ids"].shape[1]))
         out = model(**device_batch(model, batch), features=feats, sample=False)
+        if not counted:
+            continue
         sums += torch.stack(
             [out.tokens.nll.sum(), out.tokens.num_tokens.sum(), out.tokens.num_correct.sum()]
         ).double()
@@ -135,11 +139,25 @@ def _evaluate(
         if cond.decoder_labels is not None:  # decode given the references' own labels
             width = max(len(r) for r in cond.decoder_labels[: len(refs)]) + 1
             labels = cond.batch(range(len(refs)), width)["label_ids"]
-        rows = _decode_shared(model, mu_all[: len(refs)], labels, batch_size, processes)
+        z = mu_all[: len(refs)]
+        rows = _decode_shared(model, z, labels, batch_size, processes, lockstep)
         metrics.update(decoding_figures(model, rows, refs, model.config.decoder.max_length))
         hyps = model.codec.decode(rows)
     model.train(was_training)
     return metrics, hyps
+
+
+def _batches(
+    mine: list[int], total: int, size: int, processes: Processes, lockstep: bool
+) -> list[tuple[list[int], bool]]:
+    """This process's batches of its texts ``mine`` (of ``total``), each with whether it
+    counts.  With a sharded decoder (``lockstep``) every process runs as many batches as the
+    one with the most texts: a process short of one runs sentence 0 again, uncounted."""
+    batches = [(mine[i : i + size], True) for i in range(0, len(mine), size)]
+    if lockstep:
+        most = math.ceil(math.ceil(total / processes.world) / size)
+        batches += [([0], False)] * (most - len(batches))
+    return batches
 
 
 def _decode_shared(
@@ -148,11 +166,29 @@ def _decode_shared(
     labels: Tensor | None,
     batch_size: int,
     processes: Processes,
+    lockstep: bool = False,
 ) -> list[list[int]]:
-    """Greedy token rows of latents z (N, D), every ``world``-th decoded by each process."""
+    """Greedy token rows of latents z (N, D), every ``world``-th decoded by each process.
+    With a sharded decoder (``lockstep``) every process decodes as many rows (repeating its
+    last) and they stop together, when every process's rows have ended."""
     mine = list(range(processes.rank, z.shape[0], processes.world))
     rows: list[list[int]] = []
-    if mine:
+    if lockstep:
+        most = math.ceil(z.shape[0] / processes.world)
+        padded = mine + [mine[-1] if mine else 0] * (most - len(mine))
+        if model.decoder.label_embed is None:
+            labels = None
+        rows = generate_batches(
+            model.decoder,
+            z[padded],
+            model.codec.start_id,
+            model.eos_id,
+            GenerationConfig(),
+            label_ids=None if labels is None else labels[padded],
+            batch_size=batch_size,
+            all_done=processes.all,
+        )[: len(mine)]
+    elif mine:
         rows = model.decode_ids(
             z[mine], batch_size=batch_size, label_ids=None if labels is None else labels[mine]
         )

@@ -8,6 +8,7 @@ steps to avoid a device sync per token; on CPU reading them costs nothing, so ev
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,15 +101,21 @@ def generate_batches(
     generator: torch.Generator | None = None,
     label_ids: Tensor | None = None,
     batch_size: int = 64,
+    all_done: Callable[[bool], bool] | None = None,
 ) -> list[list[int]]:
-    """:func:`generate` over z (N, D) in batches of ``batch_size``; label_ids (N, L)."""
+    """:func:`generate` over z (N, D) in batches of ``batch_size``; label_ids (N, L).
+
+    ``all_done`` turns "every row of this batch has ended" into the
+    decision to stop: processes sharing a sharded decoder stop together (lmvae.fsdp)."""
     config.validate()
     out: list[list[int]] = []
     with decoding_precision(decoder, config):  # once, not per batch
         for i in range(0, z.shape[0], batch_size):
             labels = None if label_ids is None else label_ids[i : i + batch_size].to(z.device)
             rows = z[i : i + batch_size]
-            out.extend(_generate(decoder, rows, bos_id, eos_id, config, generator, labels))
+            out.extend(
+                _generate(decoder, rows, bos_id, eos_id, config, generator, labels, all_done)
+            )
     return out
 
 
@@ -136,10 +143,11 @@ def _generate(
     config: GenerationConfig,
     generator: torch.Generator | None,
     label_ids: Tensor | None,
+    all_done: Callable[[bool], bool] | None = None,
 ) -> list[list[int]]:
     max_new = _max_new(decoder, config)
     if config.strategy == "beam" and config.num_beams > 1:
-        return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids)
+        return _beam_search(decoder, z, bos_id, eos_id, max_new, config, label_ids, all_done)
     state = decoder.start(z, label_ids)
     batch = z.shape[0]
     tokens = torch.full((batch, 1), bos_id, dtype=torch.long, device=z.device)
@@ -158,8 +166,10 @@ def _generate(
         out.append(next_tok)
         finished |= next_tok == eos_id
         tokens = next_tok[:, None]
-        if (t + 1) % sync_every == 0 and bool(finished.all()):
-            break
+        if (t + 1) % sync_every == 0:
+            done = bool(finished.all())
+            if all_done(done) if all_done is not None else done:
+                break
     return _strip(torch.stack(out, 1).tolist(), eos_id)
 
 
@@ -186,6 +196,7 @@ def _beam_search(
     max_new: int,
     config: GenerationConfig,
     label_ids: Tensor | None = None,
+    all_done: Callable[[bool], bool] | None = None,
 ) -> list[list[int]]:
     """Batched beam search: B x K hypotheses advance together; finished beams only extend with
     EOS at no cost, so their scores freeze while the others continue."""
@@ -230,8 +241,10 @@ def _beam_search(
         flat = (beam + torch.arange(batch, device=device)[:, None] * k).view(-1)
         _reorder(state, flat)
         tokens = token.view(-1, 1)
-        if (t + 1) % sync_every == 0 and bool(finished.all()):
-            break
+        if (t + 1) % sync_every == 0:
+            done = bool(finished.all())
+            if all_done(done) if all_done is not None else done:
+                break
     final = scores / lengths.clamp_min(1.0) ** config.length_penalty
     best = final.argmax(-1)
     rows = history[torch.arange(batch, device=device), best]

@@ -95,6 +95,9 @@ class TrainConfig:
     #: to end in one row, each sentence's positions restarting (lmvae.packing), so no compute
     #: goes to padding; checked against the padded pass on a sample batch at the start.
     pack: bool = False
+    #: Several processes: shard the frozen decoder's transformer blocks over them (FSDP2),
+    #: for a decoder too large for one device; what trains stays whole on each (lmvae.fsdp).
+    fsdp: bool = False
     #: Save a resumable step checkpoint (``<out>/steps/step-N``: weights, optimizer, schedule,
     #: position in the epoch, RNG states) every this many optimizer steps; 0: only at epoch
     #: ends.  One is also saved when SIGTERM or SIGINT stops the run.
@@ -189,6 +192,8 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.fsdp and self.compile:  # a compiled trunk around sharded blocks: never run
+            raise ConfigError("fsdp and compile do not go together: train without one of them")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -239,6 +239,13 @@ def train(
             "--grad-accum.  Or start `accelerate launch -m lmvae train ...` yourself."
         ),
     ] = 1,
+    fsdp: Annotated[
+        bool,
+        typer.Option(
+            help="With several processes: shard the frozen decoder's layers over them (FSDP), "
+            "for a decoder too large for one device; what trains stays whole on each."
+        ),
+    ] = False,
     stream: StreamOpt = False,
     max_steps: MaxStepsOpt = DEFAULTS["max_steps"],
     feature_cache: FeatureCacheOpt = None,
@@ -284,6 +291,7 @@ def train(
         log_every=log_every,
         early_stopping_patience=early_stopping_patience,
         compile=compile,
+        fsdp=fsdp,
         pack=pack,
         max_steps=max_steps,
         feature_cache_dir=None if feature_cache is None else str(feature_cache),

@@ -23,6 +23,7 @@ from lmvae.distributed import Processes
 from lmvae.errors import ConfigError, DataError
 from lmvae.feature_store import FeatureStore, feature_settings
 from lmvae.features import FeatureCache
+from lmvae.fsdp import check_engine, shard_decoder
 from lmvae.model import BACKBONE_PREFIXES, LanguageVAE
 from lmvae.precision import FrozenCast, cpu_bf16_decoder, default_mixed_precision
 from lmvae.schedule import lr_factor
@@ -204,11 +205,14 @@ def prepare_run(
     eval_cond = prepare_conditions(model, eval_set) if eval_set else None
 
     precision, accelerator = choose_precision(model, config)
+    sharding = None  # before the model is placed: the decoder goes over in shards
+    if config.fsdp:
+        sharding = shard_decoder(model, precision.mixed, accelerator.device, processes.world)
     model.to(accelerator.device)
     model.train()
     # A corpus in memory is tokenised once (batches only pad); a stream batch by batch.
     sentences = TrainingSentences(texts, model.codec)
-    notes = []
+    notes = [] if sharding is None else [sharding]
     if not streamed:  # (a stream is never read whole)
         notes += [f"training data: {n}" for n in model.codec.notes(texts, train_labels)]
     if eval_set is not None:
@@ -313,6 +317,7 @@ def data_parallel(model: LanguageVAE, accelerator: Accelerator) -> torch.nn.Modu
     """
     if accelerator.distributed_type == DistributedType.NO:
         return model
+    check_engine(accelerator)
     frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
     frozen += [name for name, _ in model.named_buffers()]
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, frozen)
