@@ -4,9 +4,6 @@ written atomically, bounded, shared by processes, and training exactly as the in
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -138,20 +135,16 @@ def test_the_folder_stays_within_its_bound_oldest_shards_first(tmp_path):
 
 
 def test_a_store_sees_what_another_process_wrote(tmp_path):
+    # Processes share nothing but the folder: a second store on it stands for another process
+    # (a subprocess importing torch took minutes on the loaded test machine).
     reader, encode = _store(tmp_path), Encoder()
     assert len(reader) == 0
-    writer = textwrap.dedent(
-        f"""
-        import torch
-        from lmvae.feature_store import FeatureStore
-        store = FeatureStore({str(tmp_path)!r}, {SETTINGS!r}, 2**30)
-        store.fetch(["a cat", "a dog"], None, lambda t, l: torch.ones(len(t), 1, 4))
-        store.flush()
-        """
-    )
-    subprocess.run([sys.executable, "-c", writer], check=True, timeout=120)
+    writer = _store(tmp_path)
+    writer.fetch(["a cat", "a dog"], None, lambda texts, _: torch.ones(len(texts), 1, 4))
+    writer.flush()
     rows = reader.fetch(["a dog", "a cow"], None, encode)
     assert encode.computed == ["a cow"] and torch.equal(rows[0], torch.ones(1, 4))
+    assert len(reader) == 2  # the writer's shard, indexed when the reader missed
 
 
 def _config(tmp_path, **kw):

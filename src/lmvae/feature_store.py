@@ -183,10 +183,13 @@ class FeatureStore:
     def _refresh(self) -> None:
         """Add the shards written since the last look (by this process or another)."""
         try:
-            self._seen_mtime = os.stat(self.dir).st_mtime_ns
+            mtime = os.stat(self.dir).st_mtime_ns
             found = sorted(self.dir.glob(SHARD_GLOB))
         except OSError:
             return
+        # A rename within the same clock tick as this look may leave the folder's time as it
+        # is: while the folder changed in the last second, every miss looks again.
+        self._seen_mtime = mtime if time.time_ns() - mtime > 10**9 else -1
         self._add_shards([p for p in found if p.name not in self._names])
 
     def _add_shards(self, paths: list[Path]) -> None:
