@@ -51,7 +51,7 @@ def read_corpus(source: str | Path, text_field: str = "text", split: str = "trai
 
 
 def _read_jsonl(path: Path, field: str) -> list[str]:
-    return [_field(record, field, where) for where, record in jsonl_records(path)]
+    return [record_text(record, field, where) for where, record in jsonl_records(path)]
 
 
 def _read_json(path: Path, field: str) -> list[str]:
@@ -61,10 +61,11 @@ def _read_json(path: Path, field: str) -> list[str]:
         raise DataError(f"{path}: not valid JSON ({e.msg})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of strings or objects")
-    return [_field(r, field, str(path)) for r in data]
+    return [record_text(r, field, str(path)) for r in data]
 
 
-def _field(record: object, field: str, where: str) -> str:
+def record_text(record: object, field: str, where: str) -> str:
+    """A JSON record's text: the record itself if a string, else its string ``field``."""
     if isinstance(record, str):
         return record
     if isinstance(record, dict) and isinstance(record.get(field), str):

@@ -28,6 +28,7 @@ from typing import overload
 
 import numpy as np
 
+from lmvae.data import record_text
 from lmvae.errors import DataError
 
 #: File suffixes a stream reads: one record per line.
@@ -85,7 +86,7 @@ class LineCorpus(Sequence[str]):
             size = min(size * 4, 1 << 20)
         try:
             line = b"".join(chunks).decode("utf-8").strip()
-            text = _field(json.loads(line), self.text_field, "") if self.jsonl else line
+            text = record_text(json.loads(line), self.text_field, "") if self.jsonl else line
         except (UnicodeDecodeError, json.JSONDecodeError, DataError):
             text = ""
         if not text.strip():  # an index always points at a sentence
@@ -209,12 +210,4 @@ def _line_text(raw: bytes, number: int, path: Path, jsonl: bool, field: str) -> 
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{where}: not valid JSON ({e.msg})") from None
-    return _field(record, field, where).strip()
-
-
-def _field(record: object, field: str, where: str) -> str:
-    if isinstance(record, str):
-        return record
-    if isinstance(record, dict) and isinstance(record.get(field), str):
-        return record[field]
-    raise DataError(f"{where}: no string field {field!r}")
+    return record_text(record, field, where).strip()
