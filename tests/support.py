@@ -430,3 +430,31 @@ def incremental_logits(dec, z, input_ids) -> torch.Tensor:
     return torch.stack(
         [dec.step(input_ids[:, t : t + 1], state) for t in range(input_ids.shape[1])], 1
     )
+
+
+def assert_same_runs(
+    one: Path,
+    two: Path,
+    keys: tuple[str, ...] = ("train_loss", "train_kl", "eval_recon_nll", "eval_kl", "eval_bleu"),
+) -> dict:
+    """Two run folders hold the same weights in last/ and best/ (up to float rounding of sums
+    taken in another order: rtol 1e-4, atol 1e-5) and the same history ``keys`` (1e-4
+    relative); returns best/'s weights of the first run."""
+    import json
+
+    from safetensors.torch import load_file
+
+    for name in ("last", "best"):
+        a = load_file(one / name / "model.safetensors")
+        b = load_file(two / name / "model.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+    history = [
+        [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()]
+        for d in (one, two)
+    ]
+    for ra, rb in zip(*history, strict=True):
+        for key in keys:
+            assert abs(ra[key] - rb[key]) <= 1e-4 * max(1.0, abs(ra[key])), key
+    return a

@@ -8,8 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
+from support import assert_same_runs
 
 from lmvae import distributed
 from lmvae.distributed import Processes
@@ -39,21 +38,9 @@ def test_two_processes_train_the_weights_of_one_with_the_same_global_batch(backb
     # DDP synchronises the trainable heads alone, never the frozen backbones.
     for s in seen:
         assert s["synced_bytes"] == s["trainable_bytes"] > 0
-    # Same weights after 8 steps, up to float rounding of sums taken in another order.
-    for name in ("last", "best"):
-        a = load_file(one / name / "model.safetensors")
-        b = load_file(two / name / "model.safetensors")
-        assert a.keys() == b.keys()
-        for key in a:
-            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
-    # Only the main process wrote the run, and the history matches (timings aside).
-    history = [
-        [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()]
-        for d in (one, two)
-    ]
-    for ra, rb in zip(*history, strict=True):
-        for key in ("train_loss", "train_kl", "eval_recon_nll", "eval_kl", "eval_bleu"):
-            assert abs(ra[key] - rb[key]) <= 1e-4 * max(1.0, abs(ra[key])), key
+    # Same weights after 8 steps, up to float rounding of sums taken in another order; only
+    # the main process wrote the run, and the history matches (timings aside).
+    assert_same_runs(one, two)
     assert sharded < 600
 
 
