@@ -82,10 +82,6 @@ def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
     from lmvae import TrainConfig, train
 
     vae, texts = _setup(args)
-    if packed:  # checked on a sample batch; training then packs every batch
-        sample = vae.decoder_inputs(texts[:8])
-        z = torch.zeros(8, vae.latent_size)
-        vae.decoder.pack_training_pass(z, sample["input_ids"], sample["attention_mask"])
     config = TrainConfig(
         epochs=2,
         batch_size=args.batch_size,
@@ -94,6 +90,7 @@ def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
         seed=0,
         lr_schedule="constant",
         compile=compiled,
+        pack=packed,
     )
     result = train(vae, texts, (), config)
     epoch = result.history[-1]
