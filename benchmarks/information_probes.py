@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import random
 import re
 from pathlib import Path
@@ -102,11 +103,18 @@ def bag_of_words_probe(train: list[str], heldout: list[str], vae: str | None) ->
     return result
 
 
-def copy_oracle(heldout: list[str]) -> dict[str, float]:
+@functools.cache
+def frozen_decoder():
+    """SmolLM2-135M-Instruct's tokenizer and LM from its GGUF file, loaded once for both
+    oracles."""
     _, gguf = real_backbones()
     folder, name = str(Path(gguf).parent), Path(gguf).name
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+    return tok, AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+
+
+def copy_oracle(heldout: list[str]) -> dict[str, float]:
+    tok, lm = frozen_decoder()
     rng = random.Random(0)
 
     def nll(before: list[int], ids: list[int]) -> float:
@@ -148,10 +156,7 @@ def linear_code_oracle(train: list[str], heldout: list[str], slots: int = 16) ->
     embeddings (EOS-padded), their projection onto the top principal components of the
     training sentences' embedding sequences (what a linear map from a latent of that size
     could at best produce), the tokens shuffled, and their mean repeated."""
-    _, gguf = real_backbones()
-    folder, name = str(Path(gguf).parent), Path(gguf).name
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name).eval()
+    tok, lm = frozen_decoder()
     table = lm.get_input_embeddings().weight.detach()
 
     def ids(text: str) -> list[int]:
