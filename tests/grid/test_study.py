@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lmvae.errors import ConfigError
-from lmvae.grid.study import load_study, parse_study, resolve_backbone
+from lmvae.grid.study import load_study, parse_study
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 BASE = {"encoders": {"e": "enc"}, "decoders": {"d": "dec"}, "data": {"path": "x.txt"}}
@@ -52,35 +52,31 @@ def test_yaml_and_relative_paths(tmp_path):
     assert study.path("x.txt") == tmp_path / "x.txt"
 
 
-def test_package_backbones_are_found_inside_installed_packages(tmp_path):
-    found = resolve_backbone("package:lmvae/grid/*.py", tmp_path)
-    assert found.endswith(".py") and "grid" in found
-    with pytest.raises(ConfigError, match="no installed package"):
-        resolve_backbone("package:no_such_package_here/x", tmp_path)
-
-
-def test_package_functions_make_backbones(tmp_path, monkeypatch):
-    model = tmp_path / "made.gguf"
-    model.write_bytes(b"GGUF")
-    (tmp_path / "maker_pkg").mkdir()
-    (tmp_path / "maker_pkg" / "__init__.py").write_text(
-        f"CALLS = []\ndef assemble():\n    CALLS.append(1)\n    return {str(model)!r}\n"
-        "def nowhere():\n    return '/no/such/file.gguf'\nNOT_CALLABLE = 3\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert resolve_backbone("package:maker_pkg:assemble", tmp_path) == str(model)
-    import maker_pkg
-
-    assert maker_pkg.CALLS == [1]
-    for value, fragment in [
-        ("package:maker_pkg:nowhere", "returned /no/such/file.gguf, which does not exist"),
-        ("package:maker_pkg:NOT_CALLABLE", "has no function 'NOT_CALLABLE'"),
-        ("package:maker_pkg:missing", "has no function 'missing'"),
-        ("package:no_such_package_here:assemble", "no installed package"),
-        ("package:maker_pkg:as-semble", "use package:NAME:FUNCTION"),
-    ]:
-        with pytest.raises(ConfigError, match=fragment):
-            resolve_backbone(value, tmp_path)
+def test_only_and_exclude_narrow_the_cross_product(tmp_path):
+    raw = {
+        **BASE,
+        "encoders": {"a": "x", "b": "y", "c": "z"},
+        "decoders": {"d": "p", "g": "q"},
+        "conditions": {"plain": {}, "pos": {"spacy": "pos"}},
+        "latent_sizes": [32, 128],
+        "only": [
+            {"condition": "plain", "latent_size": 128},
+            {"encoder": "a", "condition": "pos", "latent_size": 128},
+            {"encoder": "a", "decoder": "d", "condition": "plain", "latent_size": 32},
+        ],
+        "exclude": [{"encoder": "c", "decoder": "g"}],
+    }
+    ids = [c.id for c in parse_study(raw, tmp_path).cells()]
+    assert ids == [
+        "a__d__plain__z32__s0",
+        "a__d__plain__z128__s0",
+        "a__d__pos__z128__s0",
+        "a__g__plain__z128__s0",
+        "a__g__pos__z128__s0",
+        "b__d__plain__z128__s0",
+        "b__g__plain__z128__s0",
+        "c__d__plain__z128__s0",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -98,6 +94,10 @@ def test_package_functions_make_backbones(tmp_path, monkeypatch):
         ({"seeds": ["a"]}, "seeds must be a list of integers"),
         ({"train": {"lr": -1.0}}, "lr must be > 0"),
         ({"train": {"epoch": 3}}, "unknown TrainConfig option"),
+        ({"only": {"encoder": "e"}}, "only must be a list of tables"),
+        ({"only": [{"encoders": "e"}]}, "only: no axis 'encoders'"),
+        ({"exclude": [{"decoder": "x"}]}, "exclude: decoder 'x' is not in the study's decoders"),
+        ({"exclude": [{"encoder": "e"}]}, "leave no cell to run"),
         ({"budget": {"hours": 1}}, "[budget] takes epochs and/or minutes"),
         ({"budget": {"minutes": -1}}, "max_minutes must be >= 0"),
         ({"model": {"latent_size": 3}}, "the grid sets it per cell"),

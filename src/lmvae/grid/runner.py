@@ -55,6 +55,8 @@ def _study_record(study: Study) -> dict:
         "model": study.model,
         "train": train,
         "probes": asdict(study.probes),
+        "only": study.only,
+        "exclude": study.exclude,
     }
 
 

