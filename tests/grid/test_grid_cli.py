@@ -148,6 +148,18 @@ def test_a_failed_cell_is_recorded_and_the_others_finish(grid, backbones, capsys
     assert "failed" in (out / "comparison.md").read_text()
 
 
+def test_cell_patterns_run_part_of_a_study(grid, backbones, capsys):
+    study = _study(grid["root"] / "part.toml", backbones, grid["data"], encoders=("broken", "bert"))
+    out = grid["root"] / "part"
+    assert main(["grid", study, "--out", str(out), "--cell", "nothing*"]) == 2
+    assert "--cell 'nothing*' matches no cell" in capsys.readouterr().err
+    assert main(["grid", study, "--out", str(out), "--cell", "broken__*"]) == 2  # it fails fast
+    rows = _results(out)
+    assert rows["broken__gpt2__plain__z8__s0"]["status"] == "failed"
+    assert rows["bert__gpt2__plain__z8__s0"]["status"] == "pending"  # not run, still tabled
+    assert "bert__gpt2" not in capsys.readouterr().err
+
+
 def test_sigterm_stops_the_study_and_the_cell_resumes_from_its_step(grid, backbones, capsys):
     out = grid["root"] / "stopped"
     study = _study(grid["root"] / "stopped.toml", backbones, grid["data"], seed=2)

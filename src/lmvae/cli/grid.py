@@ -24,6 +24,13 @@ def grid(
             "rebuilds the table from every finished cell."
         ),
     ] = "0/1",
+    cell: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only the cells whose id matches this shell pattern (repeatable), e.g. "
+            "'mpnet__*'; the table still lists every cell."
+        ),
+    ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Run cells that failed before again.")] = True,
     summary_only: Annotated[
         bool, typer.Option(help="Only rebuild the table, plots and index.html.")
@@ -46,7 +53,7 @@ def grid(
     except ValueError:
         raise LmvaeError(f"--shard {shard!r}: use i/n, e.g. 0/2") from None
     say(f"study {spec.name}: {len(spec.cells())} cells into {out}")
-    results = run_grid(spec, out, say, (index, count), retry_failed)
+    results = run_grid(spec, out, say, (index, count), retry_failed, cell or ())
     counts = {s: sum(r["status"] == s for r in results) for s in ("done", "failed", "pending")}
     say(f"{counts['done']} done, {counts['failed']} failed, {counts['pending']} pending")
     print(out / "index.html")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from fnmatch import fnmatch
 from pathlib import Path
 
 from lmvae.errors import ConfigError, LmvaeError, TrainingInterrupted
@@ -66,12 +67,15 @@ def run_grid(
     log: Callable[[str], None] | None = None,
     shard: tuple[int, int] = (0, 1),
     retry_failed: bool = True,
+    only_cells: Sequence[str] = (),
 ) -> list[dict]:
     """Train and measure the study's cells into ``out``; returns every cell's result.
 
     ``shard=(i, n)`` runs only cells i, i + n, i + 2n, ... so that n processes (one per GPU,
     say ``CUDA_VISIBLE_DEVICES=i``) share a study; each rebuilds the summary from all
     finished cells.  A failed cell is tried again on a rerun unless ``retry_failed=False``.
+    ``only_cells``: shell patterns of cell ids (``mpnet__*``); only cells that match one run
+    now, and the others stay as they are (a study run in parts, over sessions or machines).
     """
     out = Path(out)
     say = log or (lambda _line: None)
@@ -81,6 +85,11 @@ def run_grid(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "study.json", _study_record(study))
     cells = study.cells()
+    unmatched = [p for p in only_cells if not any(fnmatch(c.id, p) for c in cells)]
+    if unmatched:
+        raise ConfigError(f"--cell {unmatched[0]!r} matches no cell of the study")
+    if only_cells:
+        cells = [c for c in cells if any(fnmatch(c.id, p) for p in only_cells)]
     data: GridData | None = None
     for number, cell in enumerate(cells):
         if number % count != index:
