@@ -25,6 +25,7 @@ Writes benchmarks/results/real_models/TAG.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -199,7 +200,7 @@ def part_decode(args) -> dict:
     generated = 0
     from lmvae.precision import frozen_weights_in
 
-    context = frozen_weights_in(lm, torch.bfloat16) if bf16 else torch.autocast("cpu", False)
+    context = frozen_weights_in(lm, torch.bfloat16) if bf16 else contextlib.nullcontext()
     with context, torch.no_grad():
         start = time.perf_counter()
         for i in range(0, len(rows), args.batch_size):

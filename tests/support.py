@@ -438,7 +438,8 @@ def assert_same_runs(
     keys: tuple[str, ...] = ("train_loss", "train_kl", "eval_recon_nll", "eval_kl", "eval_bleu"),
 ) -> dict:
     """Two run folders hold the same weights in last/ and best/ (up to float rounding of sums
-    taken in another order: rtol 1e-4, atol 1e-5) and the same history ``keys`` (1e-4
+    taken in another order, which Adam's division by small second moments magnifies: rtol
+    1e-4, atol 1e-4, far below one step at the heads' rate) and the same history ``keys`` (1e-4
     relative); returns best/'s weights of the first run."""
     import json
 
@@ -449,7 +450,7 @@ def assert_same_runs(
         b = load_file(two / name / "model.safetensors")
         assert a.keys() == b.keys()
         for key in a:
-            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-4)
     history = [
         [json.loads(line) for line in (d / "history.jsonl").read_text().splitlines()]
         for d in (one, two)

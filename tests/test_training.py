@@ -312,6 +312,33 @@ def test_packed_batches_train_as_the_padded_ones(make_vae, precision):
             assert again[key] == padded[key], key
 
 
+def test_packing_is_on_by_default_wherever_the_decoder_allows_it(make_vae, monkeypatch):
+    """pack=None (the default): a soft-prompt decoder trains packed; prefix slots, or a family
+    whose attention fails the packing check, train padded with a note and no error."""
+    import lmvae.decoder
+    from lmvae.errors import ConfigError
+
+    config = TrainConfig(epochs=1, batch_size=8, progress=False, eval_decode_sentences=0)
+    assert config.pack is None
+    prompt = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_max_length=12)
+    train(prompt, CORPUS[:8], (), config)
+    assert prompt.decoder.pack
+    prefix = make_vae("bert", "gpt2")
+    result = train(prefix, CORPUS[:8], (), config)
+    assert not prefix.decoder.pack and not any("padded" in n for n in result.notes)
+
+    def leaky(name, *args):
+        raise ConfigError(f"packing does not work with this decoder ({name})")
+
+    monkeypatch.setattr(lmvae.decoder, "check_packing", leaky)
+    vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_max_length=12)
+    result = train(vae, CORPUS[:8], (), config)
+    assert not vae.decoder.pack
+    assert any(n.startswith("batches are padded: packing does not work") for n in result.notes)
+    with pytest.raises(ConfigError, match="packing does not work"):  # asked for: an error
+        train(vae, CORPUS[:8], (), TrainConfig(epochs=1, progress=False, pack=True))
+
+
 def test_packing_needs_the_soft_prompt(make_vae):
     from lmvae.errors import ConfigError
 

@@ -213,11 +213,14 @@ def train(
         ),
     ] = False,
     pack: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Padding-free batches: sentences end to end in one row (soft prompt only)."
+            "--pack/--no-pack",
+            help="Padding-free batches: sentences end to end in rows (soft prompt only). "
+            "Default: packed wherever the decoder's check passes, else padded.",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     quiet: Annotated[
         bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,

@@ -94,21 +94,34 @@ def training_curves(histories: dict[str, list[dict]], keys: Sequence[str]) -> by
     return _png(fig)
 
 
-def layer_lines(series: dict[str, tuple[str, list[float]]], title: str, ylabel: str) -> bytes:
-    """name -> (group, value per layer): one line per name, coloured by group."""
-    groups = sorted({g for g, _ in series.values()})
-    fig = _figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    seen: set[str] = set()
-    for name, (group, values) in series.items():
-        label = group if group not in seen else None
-        seen.add(group)
-        ax.plot(range(len(values)), values, color=_color(groups.index(group)), label=label, lw=1)
-        ax.annotate(name, (len(values) - 1, values[-1]), fontsize=5)
-    ax.set_xlabel("decoder layer")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False, title="condition", title_fontsize=7)
+def layer_lines(rows: Sequence[dict], title: str, ylabel: str) -> bytes:
+    """Cells' ``values`` per decoder layer: a panel per decoder (their layer counts differ), a
+    line per cell coloured by encoder and latent size, solid for the first condition and dashed
+    or dotted for the others, named in each panel's legend (not on the lines, which overlap)."""
+    decoders = list(dict.fromkeys(r["decoder"] for r in rows))
+    conditions = list(dict.fromkeys(r["condition"] for r in rows))
+    colors = list(dict.fromkeys((r["encoder"], r["latent_size"]) for r in rows))
+    styles = ("-", "--", ":", "-.")
+    fig = _figure(4.2 * len(decoders) + 0.4, 3.8)
+    for i, decoder in enumerate(decoders):
+        ax = fig.add_subplot(1, len(decoders), i + 1)
+        for r in (r for r in rows if r["decoder"] == decoder):
+            label = f"{r['encoder']}, {r['condition']}, z{r['latent_size']}"
+            ax.plot(
+                range(len(r["values"])),
+                r["values"],
+                color=_color(colors.index((r["encoder"], r["latent_size"]))),
+                linestyle=styles[conditions.index(r["condition"]) % len(styles)],
+                lw=1.2,
+                label=label,
+            )
+        ax.set_title(f"decoder {decoder}", fontsize=9)
+        ax.set_xlabel("decoder layer")
+        ax.set_ylim(0, 1)
+        if i == 0:
+            ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6, frameon=False, loc="lower right")
+    fig.suptitle(title, fontsize=10)
     return _png(fig)
 
 

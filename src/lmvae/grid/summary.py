@@ -112,11 +112,9 @@ def _plots(study: Study, results: Sequence[dict], rows: list[dict], out: Path) -
         figures["reconstruction_vs_disentanglement.png"] = plots.scatter(done, "bleu", y)
     histories = {r["cell"]: r.get("history", []) for r in full}
     figures["training_curves.png"] = plots.training_curves(histories, CURVE_KEYS)
-    mass = {
-        r["cell"]: (r["condition"], r["slot_attention"]["per_layer"])
-        for r in full
-        if r.get("slot_attention")
-    }
+    mass = [
+        {**r, "values": r["slot_attention"]["per_layer"]} for r in full if r.get("slot_attention")
+    ]
     if mass:
         figures["slot_attention_per_layer.png"] = plots.layer_lines(
             mass, "attention mass on the injected slots, per decoder layer", "mass"

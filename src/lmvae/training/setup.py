@@ -219,10 +219,14 @@ def prepare_run(
         notes += [f"held-out data: {n}" for n in model.codec.notes(eval_set.texts, eval_set.labels)]
     if fresh:
         calibrate_slots(model, sentences)
-    if config.pack:
-        pack_batches(model, sentences)
-    else:  # a model trained packed before trains padded now
-        model.decoder.pack = False
+    model.decoder.pack = False  # a model trained packed before trains padded unless packed now
+    if config.pack or (config.pack is None and model.decoder.injector.mode == "prompt"):
+        try:
+            pack_batches(model, sentences)
+        except ConfigError as e:
+            if config.pack:  # asked for: say why it cannot be
+                raise
+            notes.append(f"batches are padded: {e}")
     if config.compile:
         model.decoder.compile_training_pass()
     disk = None
