@@ -80,6 +80,8 @@ def part_matmul(args) -> dict:
 
 
 def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
+    """lmvae's training on padded batches (``pack=False``, as the ceilings are) unless
+    ``packed``; packing is lmvae's default since session 10."""
     from lmvae import TrainConfig, train
 
     vae, texts = _setup(args)
