@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
 from lmvae.errors import DataError
 from lmvae.probes.sts import read_sts_pairs
-from lmvae.textfiles import jsonl_records, read_text
+from lmvae.textfiles import atomic_write, jsonl_records, read_text
 
 
 def test_read_text_drops_a_byte_order_mark_and_names_a_non_utf8_file(tmp_path):
@@ -35,3 +39,16 @@ def test_sts_pairs_read_through_it(tmp_path):
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert read_sts_pairs(path) == [("a\u2028b", "c", 3.0), ("x0", "y", 0.0), ("x1", "y", 1.0)]
+
+
+def test_atomic_writes_get_the_umasks_mode_or_keep_the_replaced_files(tmp_path):
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.json"
+        atomic_write(fresh, lambda tmp: Path(tmp).write_text("{}"))
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # not mkstemp's private 0600
+        fresh.chmod(0o640)
+        atomic_write(fresh, lambda tmp: Path(tmp).write_text("[]"))
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and fresh.read_text() == "[]"
+    finally:
+        os.umask(old)

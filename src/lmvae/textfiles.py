@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,12 @@ def jsonl_records(path: Path) -> list[tuple[str, Any]]:
     return records
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over
     ``path`` in one step; the temporary file never outlives the call."""
@@ -70,6 +77,9 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); the result gets the mode a plainly created
+        # file would have (the umask's), or keeps the one it replaces.
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
