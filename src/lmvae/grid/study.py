@@ -23,7 +23,7 @@ from lmvae.errors import ConfigError
 from lmvae.grid.sources import resolve_backbone
 from lmvae.train_config import TrainConfig
 
-__all__ = ["Cell", "Condition", "DataSpec", "ProbeSpec", "Study", "load_study", "resolve_backbone"]
+__all__ = ["Cell", "Condition", "DataSpec", "ProbeSpec", "Study", "load_study"]
 
 _SECTIONS = {
     "name",
