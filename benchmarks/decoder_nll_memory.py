@@ -18,7 +18,7 @@ import torch
 from lmvae import LanguageVAE
 from lmvae.demo.real import real_backbones
 from lmvae.evaluation import decoder_nll
-from lmvae.grid.sources import resolve_backbone
+from lmvae.sources import resolve_backbone
 from lmvae.wordnet import build_corpus
 
 

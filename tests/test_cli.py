@@ -315,3 +315,20 @@ def test_train_records_the_default_layout_and_a_preset(run, backbones, tmp_path)
 def test_error_unknown_preset(run, backbones, tmp_path, capsys):
     code = main(_train_argv(run, backbones, tmp_path, **{"--preset": "huge"}))
     _one_error_line(capsys, code, "unknown preset 'huge'")
+
+
+def test_train_takes_a_backbone_inside_an_installed_package(
+    run, backbones, tmp_path, monkeypatch, capsys
+):
+    package = tmp_path / "site" / "tiny_models_pkg"
+    shutil.copytree(backbones.decoder("llama-gqa"), package / "decoder")
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    argv = _train_argv(run, backbones, tmp_path, **{"--decoder": "package:tiny_models_pkg/dec*"})
+    assert main([*argv, "--latent-size", "8", "--max-length", "16"]) == 0
+    best = tmp_path / "out" / "best"
+    recorded = json.loads((best / "config.json").read_text())["decoder"]["backbone"]
+    assert (best / recorded["name_or_path"]).resolve() == (package / "decoder").resolve()
+    capsys.readouterr()
+    argv = _train_argv(run, backbones, tmp_path, **{"--encoder": "package:no_such_pkg_here/x"})
+    _one_error_line(capsys, main([*argv, "--overwrite"]), "no installed package 'no_such_pkg_here'")

@@ -4,7 +4,6 @@ annotated (word labels, a category per sentence for a mixture prior, or labels m
 from __future__ import annotations
 
 import contextlib
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -29,39 +28,29 @@ from lmvae.cli.train_data import (
     read_in_memory,
     read_stream,
 )
+from lmvae.cli.train_options import (
+    CompileOpt,
+    Condition,
+    DecoderOpt,
+    EncoderOpt,
+    FsdpOpt,
+    Injection,
+    NumProcessesOpt,
+    PackOpt,
+    Prior,
+    ResumeOpt,
+    SaveEveryOpt,
+    Tracker,
+)
 from lmvae.config import DecoderConfig, EncoderConfig, VAEConfig
 from lmvae.errors import LmvaeError
+from lmvae.sources import resolve_backbone
 from lmvae.train_config import TrainConfig
 
 
-class Condition(str, Enum):
-    encoder = "encoder"
-    decoder = "decoder"
-    both = "both"
-
-
-class Prior(str, Enum):
-    gaussian = "gaussian"
-    mixture = "mixture"
-
-
-class Tracker(str, Enum):
-    none = "none"
-    tensorboard = "tensorboard"
-    wandb = "wandb"
-    mlflow = "mlflow"
-
-
-class Injection(str, Enum):
-    prefix = "prefix"
-    per_position = "per_position"
-    memory = "memory"
-    prompt = "prompt"
-
-
 def train(
-    encoder: Annotated[str, typer.Option(help="Encoder LM: hub id or local folder.")],
-    decoder: Annotated[str, typer.Option(help="Causal decoder LM: hub id or local folder.")],
+    encoder: EncoderOpt,
+    decoder: DecoderOpt,
     out: Annotated[Path, typer.Option(help="Run folder: best/, last/ and history.jsonl go here.")],
     data: Annotated[
         Path | None,
@@ -178,20 +167,8 @@ def train(
     ] = "sum",
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            help="Continue an interrupted run from its newest checkpoint (<out>/last, or a "
-            "step checkpoint in <out>/steps, mid-epoch)."
-        ),
-    ] = False,
-    save_every: Annotated[
-        int,
-        typer.Option(
-            help="Save a resumable step checkpoint every N optimizer steps (0: at epoch ends "
-            "only).  SIGTERM or Ctrl-C saves one too, then exits with code 75."
-        ),
-    ] = TrainConfig.save_every,
+    resume: ResumeOpt = False,
+    save_every: SaveEveryOpt = TrainConfig.save_every,
     keep_last: Annotated[
         int, typer.Option(help="How many step checkpoints to keep.")
     ] = TrainConfig.keep_last,
@@ -205,22 +182,8 @@ def train(
         int,
         typer.Option(help="Stop after N epochs without a better held-out best metric (0: never)."),
     ] = TrainConfig.early_stopping_patience,
-    compile: Annotated[
-        bool,
-        typer.Option(
-            help="torch.compile the decoder's training pass (soft prompt only): ~1.4x steps/s "
-            "on CPU after ~2 minutes of compiling; needs a C++ compiler."
-        ),
-    ] = False,
-    pack: Annotated[
-        bool | None,
-        typer.Option(
-            "--pack/--no-pack",
-            help="Padding-free batches: sentences end to end in rows (soft prompt only). "
-            "Default: packed wherever the decoder's check passes, else padded.",
-            show_default=False,
-        ),
-    ] = None,
+    compile: CompileOpt = False,
+    pack: PackOpt = None,
     quiet: Annotated[
         bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,
@@ -234,21 +197,8 @@ def train(
     allow_pickle: PickleOpt = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     threads: ThreadsOpt = None,
-    num_processes: Annotated[
-        int,
-        typer.Option(
-            help="Train as N processes on this machine (DDP through Accelerate; gloo on CPU), "
-            "each on its share of every batch: the global batch is --batch-size x N x "
-            "--grad-accum.  Or start `accelerate launch -m lmvae train ...` yourself."
-        ),
-    ] = 1,
-    fsdp: Annotated[
-        bool,
-        typer.Option(
-            help="With several processes: shard the frozen decoder's layers over them (FSDP), "
-            "for a decoder too large for one device; what trains stays whole on each."
-        ),
-    ] = False,
+    num_processes: NumProcessesOpt = 1,
+    fsdp: FsdpOpt = False,
     stream: StreamOpt = False,
     max_steps: MaxStepsOpt = DEFAULTS["max_steps"],
     feature_cache: FeatureCacheOpt = None,
@@ -304,8 +254,8 @@ def train(
     train_cfg.validate()
     check_tracker(train_cfg.report_to, out)
     vae_cfg = VAEConfig.create(
-        encoder,
-        decoder,
+        resolve_backbone(encoder, Path(".")),
+        resolve_backbone(decoder, Path(".")),
         latent_size,
         trust_remote_code=trust_remote_code,
         encoder_pooling=pooling,

@@ -6,7 +6,7 @@ The cells are the cross product of the axes, narrowed by ``only`` (a cell runs i
 one of these partial cells) and ``exclude`` (it does not if it matches one), each a list of
 tables such as ``{ encoder = "minilm", condition = "pos" }``: the paper's studies are not full
 cross products.  Relative paths resolve against the study file's folder; what a backbone
-entry may name: :mod:`lmvae.grid.sources`.  The data ``path`` may be ``demo``: the bundled
+entry may name: :mod:`lmvae.sources`.  The data ``path`` may be ``demo``: the bundled
 demo corpus with its role labels.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lmvae.errors import ConfigError
-from lmvae.grid.sources import resolve_backbone
+from lmvae.sources import resolve_backbone
 from lmvae.train_config import TrainConfig
 
 __all__ = ["Cell", "Condition", "DataSpec", "ProbeSpec", "Study", "load_study"]

@@ -1,5 +1,6 @@
-"""Where a study's backbones come from: what a ``[encoders]`` / ``[decoders]`` entry names,
-turned into what ``LanguageVAE.from_backbones`` loads.
+"""Where backbones come from: what ``lmvae train --encoder/--decoder`` or a study's
+``[encoders]`` / ``[decoders]`` entry names, turned into what ``LanguageVAE.from_backbones``
+loads.
 
 An entry may be a hub id, a folder, a ``.gguf`` file, or one of these, for models that ship
 offline inside wheels:
@@ -33,7 +34,8 @@ __all__ = ["resolve_backbone", "split_zip_parts", "unpack_split_zip"]
 
 
 def resolve_backbone(value: str, root: Path) -> str:
-    """A study's backbone entry -> what ``from_backbones`` takes (see the module docstring)."""
+    """A backbone entry -> what ``from_backbones`` takes (see the module docstring); a relative
+    folder is looked up under ``root`` (a study file's folder) first."""
     if value.startswith("package:"):
         name, _, pattern = value[len("package:") :].partition("/")
         if ":" in name:

@@ -1,4 +1,4 @@
-"""lmvae.grid.sources: backbone entries that name models inside wheels resolve to real paths,
+"""lmvae.sources: backbone entries that name models inside wheels resolve to real paths,
 and every mistake is one clear error."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lmvae.errors import ConfigError
-from lmvae.grid.sources import resolve_backbone, split_zip_parts, unpack_split_zip
+from lmvae.sources import resolve_backbone, split_zip_parts, unpack_split_zip
 
 
 def test_package_backbones_are_found_inside_installed_packages(tmp_path):
