@@ -19,7 +19,8 @@ Every row runs in a subprocess of its own, one after another, so peak RSS is cle
 
     .venv/bin/python benchmarks/real_models.py --threads 2 --tag cpu2
 
-Writes benchmarks/results/real_models/TAG.json and prints a Markdown table.
+Writes benchmarks/results/real_models/TAG.json (or --results DIR/TAG.json) and prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for TAG.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.part:
@@ -301,8 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.parts.split(","):
         record[name] = _run_part(name, passthrough)
         print(name, record[name], file=sys.stderr)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(record, indent=1) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{args.tag}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     if set(PARTS) <= set(record):
         print(_table(record))
     return record

@@ -58,7 +58,7 @@ def test_gpu_mfu_smoke_runs_on_any_device_and_reports_each_size():
         assert row["decoder_non_embedding_params"] > 0
 
 
-def test_real_models_benchmark_runs_each_part_in_a_subprocess():
+def test_real_models_benchmark_runs_each_part_in_a_subprocess(tmp_path):
     """benchmarks/real_models.py on a handful of sentences: lmvae, a ceiling and decoding."""
     from lmvae.demo.real import real_backbones
     from lmvae.errors import LoadError
@@ -72,11 +72,9 @@ def test_real_models_benchmark_runs_each_part_in_a_subprocess():
 
         pytest.skip(str(e))
     args = ("--threads", "1", "--sentences", "16", "--decode-sentences", "4", "--batch-size", "8")
-    parts = ("--parts", "lmvae,ceiling_a_prompt,decode", "--tag", "pytest_smoke")
-    _run("real_models.py", *args, *parts, timeout=300)
-    out = BENCHMARKS / "results" / "real_models" / "pytest_smoke.json"
-    record = json.loads(out.read_text())
-    out.unlink()
+    parts = ("--parts", "lmvae,ceiling_a_prompt,decode", "--tag", "smoke")
+    _run("real_models.py", *args, *parts, "--results", str(tmp_path), timeout=300)
+    record = json.loads((tmp_path / "smoke.json").read_text())
     assert record["lmvae"]["sents_per_s"] > 0 and record["lmvae"]["peak_rss_mb"] > 0
     assert record["ceiling_a_prompt"]["tokens_per_s"] > 0
     assert (
