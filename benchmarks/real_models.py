@@ -299,12 +299,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(result))
         return result
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
-    record: dict = {"tag": args.tag, "args": vars(args)}
+    record: dict = {"tag": args.tag, "args": {**vars(args), "results": str(args.results)}}
     for name in args.parts.split(","):
         record[name] = _run_part(name, passthrough)
         print(name, record[name], file=sys.stderr)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{args.tag}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    (args.results / f"{args.tag}.json").write_text(json.dumps(record, indent=1) + "\n")
     if set(PARTS) <= set(record):
         print(_table(record))
     return record
