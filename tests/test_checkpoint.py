@@ -14,6 +14,7 @@ import torch
 import lmvae.checkpoint as checkpoint
 from lmvae import LanguageVAE
 from lmvae.checkpoint import load_config, replace_directory
+from lmvae.config import FORMAT_VERSION
 from lmvae.errors import ConfigError, LoadError
 
 TEXTS = ["the cat sat on the mat", "a dog runs in the park"]
@@ -81,7 +82,7 @@ def test_changed_backbone_weights_are_named_at_load(make_vae, tmp_path):
     vae = LanguageVAE.from_backbones(str(tmp_path / "enc"), str(tmp_path / "dec"), 8)
     vae.save_pretrained(tmp_path / "vae")
     config = json.loads((tmp_path / "vae" / "config.json").read_text())
-    assert config["format_version"] == 2
+    assert config["format_version"] == FORMAT_VERSION
     assert len(config["decoder"]["backbone"]["fingerprint"]) == 16
     LanguageVAE.from_pretrained(tmp_path / "vae")  # unchanged: loads
     weights_file = next((tmp_path / "dec").glob("*.safetensors"))

@@ -45,6 +45,8 @@ def test_create_routes_prefixed_options_to_their_sections():
         ({"decoder_rank": -1}, "rank and hidden must be >= 0"),
         ({"decoder_hidden": -1}, "rank and hidden must be >= 0"),
         ({"decoder_max_length": 1}, "decoder max_length must be >= 2"),
+        ({"encoder_label_scale": 0}, "label_scale must be a number > 0"),
+        ({"encoder_label_scale": "big"}, "label_scale must be a number > 0"),
         ({"encoder_colour": "red"}, "unknown EncoderConfig option"),
         ({"bogus": 1}, "unknown VAEConfig option"),
     ],
@@ -61,6 +63,14 @@ def test_json_round_trip(tmp_path):
     cfg.to_json(path)
     assert json.loads(path.read_text())["latent_size"] == 12
     assert VAEConfig.from_json(path) == cfg
+
+
+def test_format_2_configs_keep_their_unscaled_label_blocks():
+    data = VAEConfig.create("e", "d", 4).to_dict()
+    assert data["encoder"]["label_scale"] is None  # new models: 1 / the number of groups
+    data["format_version"] = 2
+    del data["encoder"]["label_scale"]
+    assert VAEConfig.from_dict(data).encoder.label_scale == 1.0  # what they trained with
 
 
 def test_from_json_errors(tmp_path):

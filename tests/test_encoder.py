@@ -228,3 +228,47 @@ def test_init_logvar_sets_the_starting_posterior_spread(loaded):
         _, logvar = head.posterior(head.features(enc["input_ids"], enc["attention_mask"]))
         # The weights add a spread around the bias, not a shift.
         assert abs(logvar.mean().item() - start) < 0.5
+
+
+def _labelled_features(head, enc, seed=0):
+    """Conditioned features of TEXTS with random token labels of the head's groups."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, head.label_groups + 1, enc["input_ids"].shape, generator=generator)
+    return head.features(enc["input_ids"], enc["attention_mask"], labels)
+
+
+def test_a_conditioned_encoder_starts_as_the_plain_one(loaded):
+    model, tok = loaded("bert")
+    enc = _inputs(tok, "right")
+    torch.manual_seed(0)
+    plain = SentenceEncoder(model, EncoderConfig(layer="mix"), latent_size=8)
+    torch.manual_seed(0)
+    conditioned = SentenceEncoder(model, EncoderConfig(layer="mix"), latent_size=8, num_labels=4)
+    feats = _labelled_features(conditioned, enc)
+    assert feats.shape[2] == 1 + conditioned.label_groups
+    for got, want in zip(
+        conditioned.posterior(feats), plain.posterior(feats[:, :, 0]), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+    # ... and the label columns learn: they take a gradient from the first step.
+    mu, _ = conditioned.posterior(feats)
+    mu.square().sum().backward()
+    assert conditioned.head.weight.grad[:, model.config.hidden_size :].abs().sum() > 0
+
+
+def test_label_blocks_enter_the_head_scaled_by_one_over_the_groups(loaded):
+    model, tok = loaded("bert")
+    enc = _inputs(tok, "right")
+    moves = {}
+    for scale in (None, 1.0):
+        torch.manual_seed(0)
+        head = SentenceEncoder(model, EncoderConfig(label_scale=scale), latent_size=8, num_labels=4)
+        feats = _labelled_features(head, enc)
+        with torch.no_grad():
+            start, _ = head.posterior(feats)
+            torch.manual_seed(1)
+            head.head.weight[:, model.config.hidden_size :].normal_()
+            moved, _ = head.posterior(feats)
+        moves[scale] = moved - start  # what the label blocks add to mu
+    groups = 4 + 1  # the labels and "unknown"
+    torch.testing.assert_close(moves[None], moves[1.0] / groups)

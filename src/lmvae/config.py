@@ -23,7 +23,8 @@ INJECTIONS = ("prefix", "per_position", "memory", "prompt")
 SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
 #: The config format this lmvae writes.  2: decoder.slot_init and backbone fingerprints (a
 #: format-1 config means slot_init "random", which is what those models were trained with).
-FORMAT_VERSION = 2
+#: 3: encoder.label_scale (older conditioned encoders read their label blocks unscaled).
+FORMAT_VERSION = 3
 #: Bound on the latent size: far above any useful one, and refused before the heads are
 #: allocated (a typo of a few digits would otherwise fail inside the allocator).
 MAX_LATENT_SIZE = 65536
@@ -62,6 +63,9 @@ class EncoderConfig:
     #: decoder first learns from noise; at -4 (sigma 0.14) it reads the encoder's signal from
     #: the first step (docs/benchmarks.md).  The tiny preset keeps 0.
     init_logvar: float = -4.0
+    #: Factor on each label group's pooled block (annotation-conditioned encoders); None
+    #: takes 1 / the number of groups (:func:`lmvae.encoder.label_block_scale` says why).
+    label_scale: float | None = None
     #: Encoder input length in tokens; longer inputs are truncated.
     max_length: int = 64
     #: Rank of LoRA adapters (PEFT) on the encoder; 0 leaves it frozen.  They only matter when a
@@ -255,6 +259,9 @@ class VAEConfig:
             raise ConfigError(
                 f"encoder layer must be an integer or 'mix', got {self.encoder.layer!r}"
             )
+        scale = self.encoder.label_scale
+        if scale is not None and not (isinstance(scale, int | float) and scale > 0):
+            raise ConfigError(f"encoder label_scale must be a number > 0, got {scale!r}")
         if self.decoder.num_slots < 1:
             raise ConfigError(f"decoder num_slots must be >= 1, got {self.decoder.num_slots}")
         if self.decoder.rank < 0 or self.decoder.hidden < 0:
@@ -334,6 +341,8 @@ class VAEConfig:
             dec = dict(data["decoder"])
             if version < 2:  # before slot_init existed, projections started at random
                 dec.setdefault("slot_init", "random")
+            if version < 3:  # label blocks entered the head unscaled
+                enc.setdefault("label_scale", 1.0)
             enc["backbone"] = BackboneRef(**enc["backbone"])
             dec["backbone"] = BackboneRef(**dec["backbone"])
             cfg = cls(

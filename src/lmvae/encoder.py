@@ -57,6 +57,21 @@ def pool_by_label(states: Tensor, mask: Tensor, token_labels: Tensor, groups: in
     return sums / onehot.sum(1)[..., None].clamp_min(1.0)
 
 
+def label_block_scale(config: EncoderConfig, groups: int) -> float:
+    """The factor on each layer-normalised label-group block before the posterior head.
+
+    Adam moves every weight by about the learning rate per step whatever its input, so G
+    blocks of unit-scale features would move the posterior G times as fast as the sentence
+    vector beside them: with POS labels (G = 18) the head memorised the training sentences
+    (training KL 5x the held-out KL) and reconstructed worse than without labels
+    (docs/benchmarks.md, issue 18).  Scaled by 1 / G the blocks together move it as fast as
+    the sentence vector alone.
+    """
+    if config.label_scale is not None:
+        return float(config.label_scale)
+    return 1.0 / groups if groups else 1.0
+
+
 class _Captured(Exception):
     """Raised by a hook to leave the backbone once the deepest pooled state is captured."""
 
@@ -105,7 +120,14 @@ class SentenceEncoder(nn.Module):
         # it would undo the choice, since it ignores the scale of its input.
         self.norm = nn.Identity() if config.normalize else nn.LayerNorm(hidden)
         self.label_norm = nn.LayerNorm(hidden) if self.label_groups else None
-        self.head = nn.Linear(hidden * (1 + self.label_groups), 2 * latent_size)
+        self.head = nn.Linear(hidden, 2 * latent_size)
+        if self.label_groups:
+            # The label groups' columns start at zero, so a conditioned encoder starts as the
+            # plain one (same weights for the same seed) and learns what the labels add.
+            wide = F.pad(self.head.weight.detach(), (0, hidden * self.label_groups))
+            self.head.weight = nn.Parameter(wide)
+            self.head.in_features = wide.shape[1]
+        self.label_scale = label_block_scale(config, self.label_groups)
         self.latent_size = latent_size
         self.reset_logvar()
         # Hidden state i < N is the input of layer i, so pooling shallow states needs only the
@@ -225,6 +247,7 @@ class SentenceEncoder(nn.Module):
             pooled = F.normalize(pooled, dim=-1)
         inputs = self.norm(pooled)
         if by_label is not None:
-            inputs = torch.cat([inputs, self.label_norm(by_label).flatten(1)], dim=-1)
+            by_label = self.label_norm(by_label) * self.label_scale
+            inputs = torch.cat([inputs, by_label.flatten(1)], dim=-1)
         mu, logvar = self.head(inputs).chunk(2, dim=-1)
         return mu, logvar
