@@ -331,4 +331,6 @@ def test_train_takes_a_backbone_inside_an_installed_package(
     assert (best / recorded["name_or_path"]).resolve() == (package / "decoder").resolve()
     capsys.readouterr()
     argv = _train_argv(run, backbones, tmp_path, **{"--encoder": "package:no_such_pkg_here/x"})
+    # The run folder is checked first: a model to unpack (mpnet: a minute) waits for it.
+    _one_error_line(capsys, main(argv), "is not empty")
     _one_error_line(capsys, main([*argv, "--overwrite"]), "no installed package 'no_such_pkg_here'")

@@ -253,9 +253,9 @@ def train(
     )
     train_cfg.validate()
     check_tracker(train_cfg.report_to, out)
-    vae_cfg = VAEConfig.create(
-        resolve_backbone(encoder, Path(".")),
-        resolve_backbone(decoder, Path(".")),
+    vae_cfg = VAEConfig.create(  # the backbones are resolved once the run folder is checked
+        encoder,
+        decoder,
         latent_size,
         trust_remote_code=trust_remote_code,
         encoder_pooling=pooling,
@@ -286,6 +286,10 @@ def train(
     main_process = is_main_process()
     if main_process:
         check_run_folder(out, resume, overwrite)  # before any long work, and before any write
+    # `package:` and `split-zip:` entries may unpack a model on first use (a minute for mpnet):
+    # after the cheap checks, and before a relaunch, so its processes find it unpacked.
+    vae_cfg.encoder.backbone.name_or_path = resolve_backbone(encoder, Path("."))
+    vae_cfg.decoder.backbone.name_or_path = resolve_backbone(decoder, Path("."))
     if num_processes > 1:
         code = relaunch_without("--num-processes", num_processes)
         if code:
