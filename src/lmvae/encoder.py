@@ -62,10 +62,10 @@ def label_block_scale(config: EncoderConfig, groups: int) -> float:
 
     Adam moves every weight by about the learning rate per step whatever its input, so G
     blocks of unit-scale features would move the posterior G times as fast as the sentence
-    vector beside them: with POS labels (G = 18) the head memorised the training sentences
-    (training KL 5x the held-out KL) and reconstructed worse than without labels
-    (docs/benchmarks.md, issue 18).  Scaled by 1 / G the blocks together move it as fast as
-    the sentence vector alone.
+    vector beside them: with POS labels (G = 18) the posterior ran away on the training
+    sentences (training KL up to 5x the held-out KL) and reconstructed 12 nats worse than
+    without labels (docs/benchmarks.md, issue 18).  Scaled by 1 / G the blocks together move
+    it as fast as the sentence vector alone.
     """
     if config.label_scale is not None:
         return float(config.label_scale)
