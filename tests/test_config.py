@@ -47,6 +47,7 @@ def test_create_routes_prefixed_options_to_their_sections():
         ({"decoder_max_length": 1}, "decoder max_length must be >= 2"),
         ({"encoder_label_scale": 0}, "label_scale must be a number > 0"),
         ({"encoder_label_scale": "big"}, "label_scale must be a number > 0"),
+        ({"encoder_label_scale": True}, "label_scale must be a number > 0"),
         ({"encoder_colour": "red"}, "unknown EncoderConfig option"),
         ({"bogus": 1}, "unknown VAEConfig option"),
     ],

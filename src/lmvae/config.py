@@ -260,7 +260,8 @@ class VAEConfig:
                 f"encoder layer must be an integer or 'mix', got {self.encoder.layer!r}"
             )
         scale = self.encoder.label_scale
-        if scale is not None and not (isinstance(scale, int | float) and scale > 0):
+        number = isinstance(scale, int | float) and not isinstance(scale, bool)
+        if scale is not None and not (number and scale > 0):
             raise ConfigError(f"encoder label_scale must be a number > 0, got {scale!r}")
         if self.decoder.num_slots < 1:
             raise ConfigError(f"decoder num_slots must be >= 1, got {self.decoder.num_slots}")
