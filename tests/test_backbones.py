@@ -197,3 +197,89 @@ def test_pickled_backbone_through_the_api_and_the_cli(backbones, tmp_path, capsy
     assert not (tmp_path / "run").exists()
     assert main(["generate", str(saved), "-n", "1"]) == 2
     assert "pickled" in capsys.readouterr().err
+
+
+def _train_and_reload(vae, tmp_path):
+    from lmvae import LanguageVAE, TrainConfig, train
+
+    texts = ["a cat sat on the mat", "the dog ran home", "birds sing at dawn", "rain fell"]
+    config = TrainConfig(epochs=2, batch_size=2, lr=1e-2, progress=False, eval_decode_sentences=2)
+    result = train(vae, texts, texts[:2], config, tmp_path / "run")
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
+    loaded = LanguageVAE.from_pretrained(result.best_dir)
+    assert loaded.config.decoder.weights == vae.config.decoder.weights
+    return loaded, texts
+
+
+def test_a_decoder_held_in_bfloat16_trains_and_reloads_so(make_vae, tmp_path):
+    vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_weights="bfloat16")
+    assert {p.dtype for p in vae.decoder.lm.parameters()} == {torch.bfloat16}
+    assert vae.encoder.head.weight.dtype == torch.float32  # what trains stays fp32
+    loaded, texts = _train_and_reload(vae, tmp_path)
+    assert {p.dtype for p in loaded.decoder.lm.parameters()} == {torch.bfloat16}
+    assert len(loaded.reconstruct(texts[:2])) == 2
+
+
+@pytest.mark.parametrize("weights, layer", [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
+def test_a_quantised_decoder_trains_and_reloads_quantised(make_vae, tmp_path, weights, layer):
+    pytest.importorskip("bitsandbytes")
+    plain = make_vae("bert", "llama-gqa", decoder_injection="prompt")
+    vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_weights=weights)
+    linears = {type(m).__name__ for m in vae.decoder.lm.model.layers.modules()}
+    assert layer in linears and "Linear" not in linears
+    assert vae.decoder.spread_or_quantized and not plain.decoder.spread_or_quantized
+    # The quantised decoder computes what the float one does, up to its rounding.
+    batch = {**plain.decoder_inputs(["a cat sat on the mat"]), "features": None}
+    enc = plain.encoder_inputs(["a cat sat on the mat"])
+    batch.update(encoder_input_ids=enc["input_ids"], encoder_attention_mask=enc["attention_mask"])
+    nll = [m.eval()(**batch, sample=False).tokens.nll.item() for m in (plain, vae)]
+    assert nll[1] == pytest.approx(nll[0], rel=0.1)
+    loaded, texts = _train_and_reload(vae, tmp_path)
+    assert layer in {type(m).__name__ for m in loaded.decoder.lm.model.layers.modules()}
+    assert len(loaded.reconstruct(texts[:2])) == 2
+
+
+def test_quantised_weights_without_bitsandbytes_name_the_package(make_vae, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "bitsandbytes" else real(name, *a),
+    )
+    from lmvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pip install bitsandbytes"):
+        make_vae("bert", "gpt2", decoder_weights="4bit")
+
+
+def test_a_decoder_placed_by_a_device_map_trains(make_vae, tmp_path):
+    vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", device_map="auto")
+    assert vae.decoder.lm.device.type == "cpu"  # no GPU here: the whole decoder on the CPU
+    _train_and_reload(vae, tmp_path)
+
+
+def test_placing_a_model_leaves_a_spread_decoder_where_it_is(make_vae):
+    vae = make_vae("bert", "gpt2")
+    vae.decoder.lm.hf_device_map = {"transformer.h.0": 0, "transformer.h.1": 1}  # as loaded
+    assert vae.decoder.spread_or_quantized
+    vae.place("meta")  # the heads and the encoder go; the decoder's hooks move activations
+    assert vae.device.type == "meta" and vae.decoder.injector.kv.weight.is_meta
+    assert not any(p.is_meta for p in vae.decoder.lm.parameters())
+    assert "lm" in dict(vae.decoder.named_children())
+
+
+def test_the_cli_holds_the_decoder_as_asked(backbones, tmp_path):
+    import json
+
+    from lmvae.cli import main
+
+    data = tmp_path / "d.txt"
+    data.write_text("a cat sat on the mat\nthe dog ran home\nbirds sing\nrain fell\n")
+    argv = ["train", "--encoder", str(backbones.encoder("bert")), "--decoder"]
+    argv += [str(backbones.decoder("llama-gqa")), "--data", str(data), "--epochs", "1"]
+    argv += ["--decoder-weights", "bfloat16", "--gradient-checkpointing", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert saved["decoder"]["weights"] == "bfloat16"

@@ -74,6 +74,26 @@ def test_format_2_configs_keep_their_unscaled_label_blocks():
     assert VAEConfig.from_dict(data).encoder.label_scale == 1.0  # what they trained with
 
 
+def test_format_3_configs_load_their_decoder_in_float32():
+    data = VAEConfig.create("e", "d", 4, decoder_weights="4bit").to_dict()
+    assert VAEConfig.from_dict(data).decoder.weights == "4bit"
+    data["format_version"] = 3
+    del data["decoder"]["weights"]
+    assert VAEConfig.from_dict(data).decoder.weights == "float32"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"decoder_weights": "int4"}, "decoder weights must be one of"),
+        ({"decoder_weights": "8bit", "decoder_unfreeze_top": 1}, "8bit decoder weights cannot"),
+    ],
+)
+def test_decoder_weights_are_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        VAEConfig.create("e", "d", 4, **kwargs)
+
+
 def test_from_json_errors(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("{nope")

@@ -14,6 +14,7 @@ import inspect
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +31,8 @@ from transformers import activations as hf_activations
 from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
-from lmvae.config import BackboneRef
-from lmvae.errors import LoadError
+from lmvae.config import QUANTIZED_WEIGHTS, BackboneRef
+from lmvae.errors import ConfigError, LoadError
 
 
 def resolve(ref: BackboneRef, base_dir: str | Path | None = None) -> str:
@@ -244,13 +245,49 @@ def load_encoder(
     return freeze(model), tok
 
 
+def held_weights_kwargs(weights: str, device_map: Any = None) -> dict[str, Any]:
+    """``from_pretrained`` arguments that hold a frozen decoder's weights as
+    ``DecoderConfig.weights`` says, placed by ``device_map`` (None: one device)."""
+    placement = {} if device_map is None else {"device_map": device_map}
+    if weights not in QUANTIZED_WEIGHTS:
+        return {"dtype": getattr(torch, weights), **placement}
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            f"{weights} decoder weights need the bitsandbytes package: pip install bitsandbytes"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if weights == "8bit":
+        quantization = BitsAndBytesConfig(load_in_8bit=True)
+    else:  # NF4 with bf16 compute and quantised quantisation constants (QLoRA's recipe)
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
+    if device_map is None:  # bitsandbytes quantises as it places: on this process's device
+        device_map = {"": _process_device()}
+    return {"quantization_config": quantization, "dtype": torch.bfloat16, "device_map": device_map}
+
+
+def _process_device() -> str:
+    """The device a run's process trains on: its GPU (LOCAL_RANK) if there is one, else CPU."""
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return "cpu"
+
+
 def load_decoder(
     ref: BackboneRef,
     base_dir: str | Path | None = None,
-    dtype: torch.dtype | None = None,
+    weights: str = "float32",
     allow_pickle: bool = False,
+    device_map: Any = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a frozen causal LM and its tokenizer."""
+    """Load a frozen causal LM and its tokenizer, its weights held as ``weights`` says
+    (``DecoderConfig.weights``) and spread over devices by ``device_map`` when given
+    (transformers' own: ``"auto"`` fills the GPUs in order)."""
     source = resolve(ref, base_dir)
     safe = weights_kwargs(source, ref, "decoder", allow_pickle)
     _load_config(source, ref, "decoder")
@@ -258,8 +295,7 @@ def load_decoder(
     source, extra = source_kwargs(source)
     extra.update(safe)
     kwargs = {"revision": ref.revision, "trust_remote_code": ref.trust_remote_code, **extra}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    kwargs.update(held_weights_kwargs(weights, device_map))
     try:
         with _quiet_loading():
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)

@@ -164,9 +164,11 @@ def load_pretrained(
     check_backbones: bool = True,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    device_map: Any = None,
 ) -> LanguageVAE:
-    """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are found
-    (for a folder whose backbones moved); their architecture must match the saved weights.
+    """Rebuild a saved model.  ``encoder`` / ``decoder`` override where its backbones are
+    found (for a folder whose backbones moved); their architecture must match the saved
+    weights.  ``device_map`` spreads the decoder (see :meth:`LanguageVAE.from_backbones`).
     A local backbone whose weights changed since saving is refused unless
     ``check_backbones=False``.  Backbone code runs only with ``trust_remote_code=True``,
     whatever the saved config.json says, and pickled backbone weights load only with
@@ -190,10 +192,12 @@ def load_pretrained(
                     f"(weights fingerprint {now}, saved {ref.fingerprint}): its trained "
                     "projections may not fit; pass check_backbones=False to load anyway"
                 )
-    model = cls.from_config(config, base_dir=folder, allow_pickle=allow_pickle)
+    model = cls.from_config(
+        config, base_dir=folder, allow_pickle=allow_pickle, device_map=device_map
+    )
     load_trainable_weights(model, folder)
     if device is not None:
-        model.to(device)
+        model.place(device)
     return model
 
 

@@ -19,12 +19,16 @@ from lmvae.prompt_template import check_template
 Pooling = Literal["mean", "cls", "last"]
 LayerChoice = int | Literal["mix"]
 Injection = Literal["prefix", "per_position", "memory", "prompt"]
+#: How the frozen decoder's weights are held (DecoderConfig.weights).
+DECODER_WEIGHTS = ("float32", "bfloat16", "float16", "8bit", "4bit")
+QUANTIZED_WEIGHTS = ("8bit", "4bit")
 INJECTIONS = ("prefix", "per_position", "memory", "prompt")
 SPACY_ATTRIBUTES = ("pos", "tag", "dep", "ent")
 #: The config format this lmvae writes.  2: decoder.slot_init and backbone fingerprints (a
 #: format-1 config means slot_init "random", which is what those models were trained with).
 #: 3: encoder.label_scale (older conditioned encoders read their label blocks unscaled).
-FORMAT_VERSION = 3
+#: 4: decoder.weights (older models loaded their decoder in float32).
+FORMAT_VERSION = 4
 #: Bound on the latent size: far above any useful one, and refused before the heads are
 #: allocated (a typo of a few digits would otherwise fail inside the allocator).
 MAX_LATENT_SIZE = 65536
@@ -120,6 +124,12 @@ class DecoderConfig:
     #: is "chat" for a decoder tokenizer with a chat template; "none" puts no text around it
     #: (see :mod:`lmvae.prompt_template`).
     prompt_template: str = "none"
+    #: How the frozen decoder's weights are held: "float32" (on CPU the training passes run
+    #: on bf16 copies and evaluation on these); "bfloat16" / "float16", loaded so, half the
+    #: memory (a 7B decoder in ~14 GB); or quantised by bitsandbytes, "8bit" (LLM.int8) or
+    #: "4bit" (NF4, bf16 compute), for a decoder that does not fit otherwise.  Saved with the
+    #: model, so a trained VAE reloads the decoder it trained with.
+    weights: str = "float32"
 
 
 @dataclass
@@ -279,6 +289,16 @@ class VAEConfig:
                 f"unknown decoder injection {self.decoder.injection!r}: use "
                 + ", ".join(INJECTIONS)
             )
+        if self.decoder.weights not in DECODER_WEIGHTS:
+            raise ConfigError(
+                f"decoder weights must be one of {', '.join(DECODER_WEIGHTS)}, got "
+                f"{self.decoder.weights!r}"
+            )
+        if self.decoder.weights in QUANTIZED_WEIGHTS and self.decoder.unfreeze_top:
+            raise ConfigError(
+                f"{self.decoder.weights} decoder weights cannot train: unfreeze no decoder "
+                "layers (decoder LoRA adapters train beside quantised weights)"
+            )
         check_template(self.decoder.prompt_template)
         if self.decoder.prompt_template not in ("auto", "none") and (
             self.decoder.injection != "prompt"
@@ -344,6 +364,8 @@ class VAEConfig:
                 dec.setdefault("slot_init", "random")
             if version < 3:  # label blocks entered the head unscaled
                 enc.setdefault("label_scale", 1.0)
+            if version < 4:  # decoders were loaded in float32
+                dec.setdefault("weights", "float32")
             enc["backbone"] = BackboneRef(**enc["backbone"])
             dec["backbone"] = BackboneRef(**dec["backbone"])
             cfg = cls(

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from transformers import DynamicCache, PreTrainedModel
 
+from lmvae.adapters import checkpoint_blocks, follow_mode
 from lmvae.cache import (
     cache_kv_shape,
     causal_slot_mask,
@@ -112,6 +113,24 @@ class LatentDecoder(nn.Module):
             )
         if self._compiled_base is None:
             self.__dict__["_compiled_base"] = torch.compile(self.base, dynamic=True)
+
+    def checkpoint_training_pass(self) -> None:
+        """Recompute the trunk's blocks in backward (gradient checkpointing): the soft
+        prompt's training pass is cache-free, which checkpointing needs."""
+        if self.injector.mode != "prompt":
+            raise ConfigError(
+                f"gradient checkpointing applies to the soft prompt's training pass (decoder "
+                f"injection 'prompt'); injection {self.injector.mode!r} passes a cache"
+            )
+        checkpoint_blocks(self.lm)
+        follow_mode(self.lm, self.training)
+
+    @property
+    def spread_or_quantized(self) -> bool:
+        """Whether the LM is spread over devices (device_map) or quantised by bitsandbytes:
+        placed where it loaded, never moved as a whole."""
+        devices = set((getattr(self.lm, "hf_device_map", None) or {}).values())
+        return len(devices) > 1 or getattr(self.lm, "hf_quantizer", None) is not None
 
     # -- pieces of the LM -------------------------------------------------------------------
     @property

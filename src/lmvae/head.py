@@ -52,9 +52,18 @@ def head_cross_entropy(
     head = lm.get_output_embeddings()
     frozen = type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
     if frozen:
-        return token_cross_entropy(
-            hidden, head.weight, gold, head.bias, quirks.scale, quirks.softcap
+        # A decoder spread over devices (device_map) may hold its head apart from its last
+        # block; the head's module hooks are bypassed here, so the rows go to its weight.
+        device = hidden.device
+        nll, hits = token_cross_entropy(
+            hidden.to(head.weight.device),
+            head.weight,
+            gold.to(head.weight.device),
+            head.bias,
+            quirks.scale,
+            quirks.softcap,
         )
+        return nll.to(device), hits.to(device)
     logits = head_logits(lm, quirks, hidden).float()
     return F.cross_entropy(logits, gold, reduction="none"), logits.argmax(-1) == gold
 

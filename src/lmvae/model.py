@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lmvae import checkpoint
-from lmvae.adapters import adapt, check_encoder_adaptation
+from lmvae.adapters import adapt, check_encoder_adaptation, follow_mode
 from lmvae.annotations import AnnotatedCorpus
 from lmvae.backbones import load_decoder, load_encoder
 from lmvae.codec import TextCodec
@@ -102,16 +102,20 @@ class LanguageVAE(nn.Module):
         latent_size: int = 32,
         seed: int = 0,
         allow_pickle: bool = False,
+        device_map: Any = None,
         **kwargs: Any,
     ) -> LanguageVAE:
         """A fresh VAE from an encoder and a decoder name (hub id or folder).
 
         Keyword options go to :meth:`VAEConfig.create`, e.g. ``encoder_layer=0``,
-        ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_rank=64``.  Backbones
-        load from safetensors or GGUF; ``allow_pickle=True`` also reads pickled weights.
+        ``encoder_pooling="mean"``, ``decoder_num_slots=8``, ``decoder_weights="bfloat16"``.
+        Backbones load from safetensors or GGUF; ``allow_pickle=True`` also reads pickled
+        weights.  ``device_map`` spreads the decoder over devices (transformers' own, e.g.
+        ``"auto"``) for one larger than a device; the rest of the model goes where
+        :meth:`place` puts it.
         """
         config = VAEConfig.create(encoder, decoder, latent_size, **kwargs)
-        return cls.from_config(config, seed=seed, allow_pickle=allow_pickle)
+        return cls.from_config(config, seed=seed, allow_pickle=allow_pickle, device_map=device_map)
 
     @classmethod
     def from_config(
@@ -120,11 +124,18 @@ class LanguageVAE(nn.Module):
         base_dir: str | Path | None = None,
         seed: int = 0,
         allow_pickle: bool = False,
+        device_map: Any = None,
     ) -> LanguageVAE:
         """Load the backbones a config names and build untrained heads (seeded) around them."""
         config.validate()  # before loading anything: a bad setting fails at once
         enc, enc_tok = load_encoder(config.encoder.backbone, base_dir, allow_pickle=allow_pickle)
-        dec, dec_tok = load_decoder(config.decoder.backbone, base_dir, allow_pickle=allow_pickle)
+        dec, dec_tok = load_decoder(
+            config.decoder.backbone,
+            base_dir,
+            config.decoder.weights,
+            allow_pickle=allow_pickle,
+            device_map=device_map,
+        )
         model = cls(config, enc, enc_tok, dec, dec_tok, seed=seed)
         model.base_dir = str(base_dir) if base_dir is not None else None
         return model
@@ -151,6 +162,20 @@ class LanguageVAE(nn.Module):
     def device(self) -> torch.device:
         return self.encoder.head.weight.device
 
+    def place(self, device: torch.device | str) -> LanguageVAE:
+        """Move the model to ``device``, except a decoder that ``device_map`` spread over
+        several devices or that bitsandbytes quantised where it loaded: those stay put (their
+        hooks move activations between devices)."""
+        if not self.decoder.spread_or_quantized:
+            return self.to(device)
+        lm = self.decoder.lm
+        del self.decoder._modules["lm"]
+        try:
+            self.to(device)
+        finally:
+            self.decoder._modules["lm"] = lm
+        return self
+
     @property
     def latent_size(self) -> int:
         return self.config.latent_size
@@ -168,6 +193,7 @@ class LanguageVAE(nn.Module):
         super().train(mode)
         for backbone in (self.encoder.backbone, self.decoder.lm):
             backbone.eval()
+            follow_mode(backbone, mode)  # gradient checkpointing needs its blocks in training
         return self
 
     def num_parameters(self, trainable_only: bool = False) -> int:

@@ -97,6 +97,10 @@ class TrainConfig:
     #: the decoder takes a soft prompt and passes that check, padded otherwise; True: packed
     #: or an error; False: padded.  1.4x sentences/s on MiniLM -> SmolLM2-135M, 2 CPU threads.
     pack: bool | None = None
+    #: Recompute the decoder's transformer blocks in backward instead of keeping their
+    #: activations (soft-prompt injection only): for a decoder whose activations do not fit,
+    #: at about a third more compute per step.
+    gradient_checkpointing: bool = False
     #: Several processes: shard the frozen decoder's transformer blocks over them (FSDP2),
     #: for a decoder too large for one device; what trains stays whole on each (lmvae.fsdp).
     fsdp: bool = False

@@ -29,9 +29,12 @@ from lmvae.cli.train_data import (
     read_stream,
 )
 from lmvae.cli.train_options import (
+    CheckpointingOpt,
     CompileOpt,
     Condition,
     DecoderOpt,
+    DecoderWeightsOpt,
+    DeviceMapOpt,
     EncoderOpt,
     FsdpOpt,
     Injection,
@@ -184,6 +187,9 @@ def train(
     ] = TrainConfig.early_stopping_patience,
     compile: CompileOpt = False,
     pack: PackOpt = None,
+    gradient_checkpointing: CheckpointingOpt = False,
+    decoder_weights: DecoderWeightsOpt = None,
+    device_map: DeviceMapOpt = None,
     quiet: Annotated[
         bool, typer.Option(help="Print only warnings and errors (no progress bar).")
     ] = False,
@@ -244,6 +250,7 @@ def train(
         log_every=log_every,
         early_stopping_patience=early_stopping_patience,
         compile=compile,
+        gradient_checkpointing=gradient_checkpointing,
         fsdp=fsdp,
         pack=pack,
         max_steps=max_steps,
@@ -276,7 +283,13 @@ def train(
         **({"decoder_injection": injection.value} if injection is not None else {}),
         **({"decoder_hidden": hidden} if hidden is not None else {}),
         **({"decoder_prompt_template": prompt_template} if prompt_template is not None else {}),
+        **({"decoder_weights": decoder_weights.value} if decoder_weights is not None else {}),
     )
+    if device_map is not None and num_processes > 1:
+        raise LmvaeError(
+            "--device-map spreads one process's decoder over the GPUs: use it with one "
+            "process (--fsdp shards a decoder over several)"
+        )
     if prior is Prior.mixture and prior_label is None:
         raise LmvaeError("--prior mixture needs --prior-label: the field holding the category")
     if resume and overwrite:
@@ -315,6 +328,7 @@ def train(
             prior_label=prior_label,
             text_field=text_field,
             stream=stream,
+            device_map=device_map,
         )
 
 
@@ -337,6 +351,7 @@ def _run(
     prior_label: str | None,
     text_field: str,
     stream: bool = False,
+    device_map: str | None = None,
 ) -> None:
     """Read the data, build the model and train it, with the run folder locked."""
     from lmvae.model import LanguageVAE
@@ -354,7 +369,9 @@ def _run(
         train_texts, eval_texts = read_in_memory(
             vae_cfg, train_cfg, source, eval_data, labels, category, text_field, conditions
         )
-    model = LanguageVAE.from_config(vae_cfg, seed=seed, allow_pickle=allow_pickle)
+    model = LanguageVAE.from_config(
+        vae_cfg, seed=seed, allow_pickle=allow_pickle, device_map=device_map
+    )
     # These lines and the trainer's go to the lmvae.training logger, printed by show_log.
     LOGGER.info(
         f"training {model.num_parameters(trainable_only=True):,} of {model.num_parameters():,} "

@@ -39,6 +39,29 @@ class Injection(str, Enum):
     prompt = "prompt"
 
 
+class DecoderWeights(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    int8 = "8bit"
+    nf4 = "4bit"
+
+
+DecoderWeightsOpt = Annotated[
+    DecoderWeights | None,
+    typer.Option(
+        help="How the frozen decoder's weights are held: float32 (default), bfloat16 / float16 "
+        "(half the memory: a 7B decoder in ~14 GB), or quantised by bitsandbytes, 8bit or 4bit "
+        "(NF4; pip install bitsandbytes)."
+    ),
+]
+DeviceMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Spread the decoder over the GPUs (transformers' device_map, e.g. auto) for a "
+        "decoder larger than one; one process."
+    ),
+]
 EncoderOpt = Annotated[str, typer.Option(help=f"Encoder LM: {BACKBONE_FORMS}.")]
 DecoderOpt = Annotated[str, typer.Option(help=f"Causal decoder LM: {BACKBONE_FORMS}.")]
 ResumeOpt = Annotated[
@@ -60,6 +83,13 @@ CompileOpt = Annotated[
     typer.Option(
         help="torch.compile the decoder's training pass (soft prompt only): ~1.4x steps/s "
         "on CPU after ~2 minutes of compiling; needs a C++ compiler."
+    ),
+]
+CheckpointingOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Recompute the decoder's blocks in backward instead of keeping their activations "
+        "(soft prompt only): less memory for a large decoder, ~1/3 more compute."
     ),
 ]
 PackOpt = Annotated[

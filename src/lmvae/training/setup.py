@@ -207,8 +207,13 @@ def prepare_run(
     precision, accelerator = choose_precision(model, config)
     sharding = None  # before the model is placed: the decoder goes over in shards
     if config.fsdp:
+        if model.decoder.spread_or_quantized:
+            raise ConfigError(
+                "fsdp shards a float decoder held whole by each process: not one spread by "
+                "device_map or quantised by bitsandbytes"
+            )
         sharding = shard_decoder(model, precision.mixed, accelerator.device, processes.world)
-    model.to(accelerator.device)
+    model.place(accelerator.device)
     model.train()
     # A corpus in memory is tokenised once (batches only pad); a stream batch by batch.
     sentences = TrainingSentences(texts, model.codec)
@@ -227,6 +232,8 @@ def prepare_run(
             if config.pack:  # asked for: say why it cannot be
                 raise
             notes.append(f"batches are padded: {e}")
+    if config.gradient_checkpointing:
+        model.decoder.checkpoint_training_pass()
     if config.compile:
         model.decoder.compile_training_pass()
     disk = None
