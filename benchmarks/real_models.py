@@ -53,7 +53,11 @@ def _setup(args):
 
     encoder, decoder = real_backbones()
     vae = LanguageVAE.from_backbones(
-        encoder, args.decoder or decoder, latent_size=args.latent_size, seed=0
+        encoder,
+        args.decoder or decoder,
+        latent_size=args.latent_size,
+        seed=0,
+        decoder_weights=args.decoder_weights,
     )
     texts = build_corpus(seed=0).train[: args.sentences]
     return vae, texts
@@ -95,6 +99,7 @@ def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
         lr_schedule="constant",
         compile=compiled,
         pack=packed,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     result = train(vae, texts, (), config)
     epoch = result.history[-1]
@@ -106,6 +111,53 @@ def part_lmvae(args, compiled: bool = False, packed: bool = False) -> dict:
         "first_epoch_sents_per_s": round(result.history[0]["train_sents_per_s"], 2),
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def part_decoder_nll(args) -> dict:
+    """Not in the default parts: the frozen decoder's own NLL per held-out sentence
+    (``[BOS] x [EOS]``, no latent) and the bytes of its weights, as ``--decoder-weights``
+    holds them: what 8-bit or 4-bit weights cost the LM itself."""
+    from lmvae.wordnet import build_corpus
+
+    vae, _ = _setup(args)
+    texts = build_corpus(seed=0).heldout[: args.heldout]
+    lm = vae.decoder.lm
+    total = 0.0
+    start = time.perf_counter()
+    with torch.no_grad():
+        for batch in _batches(vae, texts, args.batch_size, 1):
+            ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+            hidden = lm.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = lm.get_output_embeddings()(hidden).float()
+            total += torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum"
+            ).item()
+    return {
+        "nll_per_sentence": round(total / len(texts), 2),
+        "sentences": len(texts),
+        "seconds": round(time.perf_counter() - start, 1),
+        "weights_mb": round(lm.get_memory_footprint() / 2**20, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def as_safetensors(gguf: str, folder: Path) -> str:
+    """A GGUF decoder written out as a safetensors folder (bitsandbytes quantises only those),
+    once: transformers dequantises the file and refuses to save a GGUF-loaded model itself."""
+    from safetensors.torch import save_model
+
+    from lmvae.backbones import load_decoder
+    from lmvae.config import BackboneRef
+
+    if not (folder / "model.safetensors").exists():
+        lm, tok = load_decoder(BackboneRef(gguf), weights="bfloat16")
+        folder.mkdir(parents=True, exist_ok=True)
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config  # the GGUF marker: the weights are plain now
+        lm.config.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        save_model(lm, str(folder / "model.safetensors"))  # tied embeddings saved once
+    return str(folder)
 
 
 def _ceiling(args, lmvae_precision: bool, prompt: bool, compiled: bool = False) -> dict:
@@ -287,19 +339,38 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--latent-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--decoder", default=None, help="decoder folder or .gguf (SmolLM2)")
+    parser.add_argument("--heldout", type=int, default=300, help="sentences of decoder_nll")
+    parser.add_argument(
+        "--decoder-weights", default="float32", help="DecoderConfig.weights of every row"
+    )
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument(
+        "--as-safetensors",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the GGUF decoder to DIR as safetensors once and use that (8bit / 4bit)",
+    )
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for TAG.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.as_safetensors is not None and args.decoder is None:
+        from lmvae.demo.real import real_backbones
+
+        args.decoder = as_safetensors(real_backbones()[1], args.as_safetensors)
     if args.part:
         torch.manual_seed(0)
         result = globals()[f"part_{args.part}"](args)
         print(json.dumps(result))
         return result
     passthrough = [a for a in (argv if argv is not None else sys.argv[1:])]
-    record: dict = {"tag": args.tag, "args": {**vars(args), "results": str(args.results)}}
+    record: dict = {
+        "tag": args.tag,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
     for name in args.parts.split(","):
         record[name] = _run_part(name, passthrough)
         print(name, record[name], file=sys.stderr)

@@ -72,7 +72,8 @@ def test_real_models_benchmark_runs_each_part_in_a_subprocess(tmp_path):
 
         pytest.skip(str(e))
     args = ("--threads", "1", "--sentences", "16", "--decode-sentences", "4", "--batch-size", "8")
-    parts = ("--parts", "lmvae,ceiling_a_prompt,decode", "--tag", "smoke")
+    parts = ("--parts", "lmvae,ceiling_a_prompt,decode,decoder_nll", "--heldout", "8")
+    parts += ("--tag", "smoke")
     _run("real_models.py", *args, *parts, "--results", str(tmp_path), timeout=300)
     record = json.loads((tmp_path / "smoke.json").read_text())
     assert record["lmvae"]["sents_per_s"] > 0 and record["lmvae"]["peak_rss_mb"] > 0
@@ -80,3 +81,5 @@ def test_real_models_benchmark_runs_each_part_in_a_subprocess(tmp_path):
     assert (
         record["decode"]["lmvae_sents_per_s"] > 0 and record["decode"]["generate_sents_per_s"] > 0
     )
+    nll = record["decoder_nll"]  # a real LM: far below uniform over 49,152 tokens (~10.8 a token)
+    assert 0 < nll["nll_per_sentence"] < 10.8 * 20 and nll["weights_mb"] > 100

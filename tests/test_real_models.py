@@ -17,7 +17,7 @@ from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.backbones import load_decoder
 from lmvae.config import BackboneRef
 from lmvae.demo.real import real_backbones
-from lmvae.errors import LoadError
+from lmvae.errors import ConfigError, LoadError
 from lmvae.evaluation import evaluate
 
 
@@ -58,6 +58,13 @@ def test_gguf_decoder_loads_dequantised(real):
         real_nll = lm(ids, labels=ids).loss
         shuffled_nll = lm(shuffled, labels=shuffled).loss
     assert real_nll < shuffled_nll - 1.0  # a real language model, not random weights
+
+
+def test_a_gguf_decoder_is_not_requantised_but_held_in_bfloat16(real):
+    with pytest.raises(ConfigError, match="need a safetensors decoder, not a GGUF file"):
+        load_decoder(BackboneRef(real[1]), weights="4bit")
+    lm, _ = load_decoder(BackboneRef(real[1]), weights="bfloat16")
+    assert lm.dtype == torch.bfloat16
 
 
 def test_gguf_without_the_gguf_package_is_one_clear_error(real, monkeypatch):

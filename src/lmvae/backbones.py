@@ -33,6 +33,7 @@ from transformers.utils import logging as hf_logging
 
 from lmvae.config import QUANTIZED_WEIGHTS, BackboneRef
 from lmvae.errors import ConfigError, LoadError
+from lmvae.precision import cpu_has_fast_bf16
 
 
 def resolve(ref: BackboneRef, base_dir: str | Path | None = None) -> str:
@@ -257,18 +258,22 @@ def held_weights_kwargs(weights: str, device_map: Any = None) -> dict[str, Any]:
         )
     from transformers import BitsAndBytesConfig
 
+    if device_map is None:  # bitsandbytes quantises as it places: on this process's device
+        device_map = {"": _process_device()}
+    # bf16 where it is fast (a GPU, a CPU with bf16 matmuls), else fp32: emulated bf16
+    # matmuls on other CPUs run ~20x slower than fp32.
+    fast = torch.cuda.is_available() or cpu_has_fast_bf16()
+    compute = torch.bfloat16 if fast else torch.float32
     if weights == "8bit":
         quantization = BitsAndBytesConfig(load_in_8bit=True)
-    else:  # NF4 with bf16 compute and quantised quantisation constants (QLoRA's recipe)
+    else:  # NF4 with quantised quantisation constants (QLoRA's recipe)
         quantization = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=compute,
             bnb_4bit_use_double_quant=True,
         )
-    if device_map is None:  # bitsandbytes quantises as it places: on this process's device
-        device_map = {"": _process_device()}
-    return {"quantization_config": quantization, "dtype": torch.bfloat16, "device_map": device_map}
+    return {"quantization_config": quantization, "dtype": compute, "device_map": device_map}
 
 
 def _process_device() -> str:
@@ -289,6 +294,12 @@ def load_decoder(
     (``DecoderConfig.weights``) and spread over devices by ``device_map`` when given
     (transformers' own: ``"auto"`` fills the GPUs in order)."""
     source = resolve(ref, base_dir)
+    if weights in QUANTIZED_WEIGHTS and is_gguf(source):
+        raise ConfigError(
+            f"{weights} decoder weights need a safetensors decoder, not a GGUF file (transformers "
+            "dequantises GGUF files and cannot requantise them): save it with save_pretrained "
+            "first, or hold it in bfloat16"
+        )
     safe = weights_kwargs(source, ref, "decoder", allow_pickle)
     _load_config(source, ref, "decoder")
     tok = _load_tokenizer(source, ref, "decoder")
