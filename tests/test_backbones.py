@@ -221,7 +221,9 @@ def test_a_decoder_held_in_bfloat16_trains_and_reloads_so(make_vae, tmp_path):
 
 
 @pytest.mark.parametrize("weights, layer", [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
-def test_a_quantised_decoder_trains_and_reloads_quantised(make_vae, tmp_path, weights, layer):
+def test_a_quantised_decoder_trains_and_reloads_quantised(
+    make_vae, tmp_path, caplog, weights, layer
+):
     pytest.importorskip("bitsandbytes")
     plain = make_vae("bert", "llama-gqa", decoder_injection="prompt")
     vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_weights=weights)
@@ -237,6 +239,7 @@ def test_a_quantised_decoder_trains_and_reloads_quantised(make_vae, tmp_path, we
     loaded, texts = _train_and_reload(vae, tmp_path)
     assert layer in {type(m).__name__ for m in loaded.decoder.lm.model.layers.modules()}
     assert len(loaded.reconstruct(texts[:2])) == 2
+    assert not [r for r in caplog.records if "bitsandbytes" in r.name]  # a quiet run
 
 
 def test_quantised_weights_without_bitsandbytes_name_the_package(make_vae, monkeypatch):

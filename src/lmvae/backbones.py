@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -266,6 +267,8 @@ def held_weights_kwargs(weights: str, device_map: Any = None) -> dict[str, Any]:
     compute = torch.bfloat16 if fast else torch.float32
     if weights == "8bit":
         quantization = BitsAndBytesConfig(load_in_8bit=True)
+        # LLM.int8 quantises each input to fp16 and logs so at every matmul of other inputs.
+        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_quiet_int8_casts)
     else:  # NF4 with quantised quantisation constants (QLoRA's recipe)
         quantization = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -274,6 +277,10 @@ def held_weights_kwargs(weights: str, device_map: Any = None) -> dict[str, Any]:
             bnb_4bit_use_double_quant=True,
         )
     return {"quantization_config": quantization, "dtype": compute, "device_map": device_map}
+
+
+def _quiet_int8_casts(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast")
 
 
 def _process_device() -> str:
