@@ -18,11 +18,11 @@ step() {  # name, seconds, command...
     tail -n 12 "$out/$name.txt"
 }
 # MFU at three sizes, fp32-held frozen weights (the default) then bf16-held.
-step mfu_fp32 150 "$py" benchmarks/gpu_mfu.py --sizes gpt2-small,llama-1b,llama-3b --batch 1024
-step mfu_bf16 150 "$py" benchmarks/gpu_mfu.py --sizes gpt2-small,llama-1b,llama-3b --batch 1024 \
+step mfu_fp32 120 "$py" benchmarks/gpu_mfu.py --sizes gpt2-small,llama-1b,llama-3b --batch 1024
+step mfu_bf16 120 "$py" benchmarks/gpu_mfu.py --sizes gpt2-small,llama-1b,llama-3b --batch 1024 \
     --decoder-weights bfloat16
 # A 7B decoder on one GPU: bf16 weights and gradient checkpointing.
 step mfu_7b 150 "$py" benchmarks/gpu_mfu.py --sizes llama-7b --batch 256 --steps 4 --epochs 2 \
     --decoder-weights bfloat16 --gradient-checkpointing
 # FSDP on the GPU(s): equivalence to one process, and memory at Llama-3.2-1B size.
-step fsdp 150 "$py" benchmarks/fsdp_gpu_check.py
+step fsdp 190 "$py" benchmarks/fsdp_gpu_check.py
