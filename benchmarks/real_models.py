@@ -117,26 +117,18 @@ def part_decoder_nll(args) -> dict:
     """Not in the default parts: the frozen decoder's own NLL per held-out sentence
     (``[BOS] x [EOS]``, no latent) and the bytes of its weights, as ``--decoder-weights``
     holds them: what 8-bit or 4-bit weights cost the LM itself."""
+    from lmvae.evaluation import decoder_nll
     from lmvae.wordnet import build_corpus
 
     vae, _ = _setup(args)
     texts = build_corpus(seed=0).heldout[: args.heldout]
-    lm = vae.decoder.lm
-    total = 0.0
     start = time.perf_counter()
-    with torch.no_grad():
-        for batch in _batches(vae, texts, args.batch_size, 1):
-            ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-            hidden = lm.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = lm.get_output_embeddings()(hidden).float()
-            total += torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum"
-            ).item()
+    nll, _ = decoder_nll(vae, texts, args.batch_size)  # what lmvae evaluate reports
     return {
-        "nll_per_sentence": round(total / len(texts), 2),
+        "nll_per_sentence": round(float(nll.mean()), 2),
         "sentences": len(texts),
         "seconds": round(time.perf_counter() - start, 1),
-        "weights_mb": round(lm.get_memory_footprint() / 2**20, 1),
+        "weights_mb": round(vae.decoder.lm.get_memory_footprint() / 2**20, 1),
         "peak_rss_mb": _peak_rss_mb(),
     }
 
