@@ -304,8 +304,8 @@ def load_decoder(
     if weights in QUANTIZED_WEIGHTS and is_gguf(source):
         raise ConfigError(
             f"{weights} decoder weights need a safetensors decoder, not a GGUF file (transformers "
-            "dequantises GGUF files and cannot requantise them): save it with save_pretrained "
-            "first, or hold it in bfloat16"
+            "dequantises GGUF files and cannot requantise or save them): use the model's "
+            "safetensors release, or hold it in bfloat16"
         )
     safe = weights_kwargs(source, ref, "decoder", allow_pickle)
     _load_config(source, ref, "decoder")
