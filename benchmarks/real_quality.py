@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--full-eval", action="store_true", help="also IW-NLL, MI, prior samples")
     parser.add_argument("--out", default=None, help="run folder: keep best/, last/, history")
     parser.add_argument("--decoder", default=None, help="another decoder (folder or .gguf)")
+    parser.add_argument("--encoder", default=None, help="another encoder (folder or .gguf)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     heldout = corpus.heldout[: args.heldout]
 
     encoder, decoder = real_backbones()
-    decoder = args.decoder or decoder
+    encoder, decoder = args.encoder or encoder, args.decoder or decoder
     started = time.perf_counter()
     vae = LanguageVAE.from_backbones(
         encoder, decoder, latent_size=args.latent_size, seed=args.seed, **model_kw
