@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="run folder: keep best/, last/, history")
     parser.add_argument("--decoder", default=None, help="another decoder (folder or .gguf)")
     parser.add_argument("--encoder", default=None, help="another encoder (folder or .gguf)")
+    parser.add_argument("--wordnet", default=None, help="WordNet's data.* folder (a copy)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     train_kw = {k: _value(v) for k, v in overrides.items() if k in train_keys}
     model_kw = {k: _value(v) for k, v in overrides.items() if k not in train_keys}
-    corpus = build_corpus(seed=args.seed)
+    corpus = build_corpus(**({"root": args.wordnet} if args.wordnet else {}), seed=args.seed)
     train_texts = corpus.train[: args.train]
     heldout = corpus.heldout[: args.heldout]
 
