@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> dict:
     train_texts = corpus.train[: args.train]
     heldout = corpus.heldout[: args.heldout]
 
-    encoder, decoder = real_backbones()
-    encoder, decoder = args.encoder or encoder, args.decoder or decoder
+    encoder, decoder = args.encoder, args.decoder
+    if encoder is None or decoder is None:  # the installed real models fill in
+        installed = real_backbones()
+        encoder, decoder = encoder or installed[0], decoder or installed[1]
     started = time.perf_counter()
     vae = LanguageVAE.from_backbones(
         encoder, decoder, latent_size=args.latent_size, seed=args.seed, **model_kw
