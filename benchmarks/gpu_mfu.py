@@ -28,8 +28,6 @@ import time
 
 import torch
 
-H200_BF16_TFLOPS = 989.0
-
 #: name -> (family, config overrides); the sizes of the published models.
 DECODERS = {
     "gpt2-small": ("gpt2", {"n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257}),
@@ -240,7 +238,7 @@ def main() -> None:
         known = peak_tflops(name)
         if device.type == "cuda" and known is None:
             raise SystemExit(f"no bf16 peak known for {name!r}: pass --peak-tflops")
-        args.peak_tflops = known or H200_BF16_TFLOPS  # CPU: a smoke run, any figure
+        args.peak_tflops = known or PEAK_BF16_TFLOPS["H200"]  # CPU: a smoke run, any figure
     rows = [run(args, args.encoder, name, device) for name in args.sizes.split(",")]
     print(
         f"\n{rows[0]['device']}, encoder {args.encoder}, batch {args.batch}, ~{args.tokens} "
