@@ -40,15 +40,17 @@ from lmvae.wordnet import build_corpus  # noqa: E402
 def word_dropout(rate: float) -> None:
     generator = torch.Generator().manual_seed(0)
     prompt_pass = LatentDecoder._prompt_pass
+    neutral: dict[LatentDecoder, int] = {}  # the frozen embeddings' nearest-to-mean token
 
     def patched(self, z, input_ids, attention_mask, label_ids, attentions, pack=None):
         # Not in the no-grad passes (the packing check runs the same batch twice).
         if self.training and torch.is_grad_enabled():
-            weight = self.lm.get_input_embeddings().weight
-            neutral = int(((weight - weight.mean(0)) ** 2).sum(1).argmin())
+            if self not in neutral:
+                weight = self.lm.get_input_embeddings().weight
+                neutral[self] = int(((weight - weight.mean(0)) ** 2).sum(1).argmin())
             drop = torch.rand(input_ids.shape, generator=generator) < rate
             drop[:, 0] = False
-            input_ids = input_ids.masked_fill(drop.to(input_ids.device), neutral)
+            input_ids = input_ids.masked_fill(drop.to(input_ids.device), neutral[self])
         return prompt_pass(self, z, input_ids, attention_mask, label_ids, attentions, pack)
 
     LatentDecoder._prompt_pass = patched
