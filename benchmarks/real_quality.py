@@ -27,7 +27,7 @@ from lmvae import LanguageVAE, TrainConfig, train
 from lmvae.demo.real import real_backbones
 from lmvae.evaluation import evaluate_model
 from lmvae.probes.attention import slot_attention_mass
-from lmvae.wordnet import build_corpus
+from lmvae.wordnet import DEFAULT_ROOT, build_corpus
 
 RESULTS = Path(__file__).parent / "results" / "quality"
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     train_kw = {k: _value(v) for k, v in overrides.items() if k in train_keys}
     model_kw = {k: _value(v) for k, v in overrides.items() if k not in train_keys}
-    corpus = build_corpus(**({"root": args.wordnet} if args.wordnet else {}), seed=args.seed)
+    corpus = build_corpus(args.wordnet or DEFAULT_ROOT, seed=args.seed)
     train_texts = corpus.train[: args.train]
     heldout = corpus.heldout[: args.heldout]
 
