@@ -15,6 +15,9 @@
 # the plan; PYTHON the interpreter (the machine's python3 by default).
 set -eu
 store=/tmp/lmvae_gpu
+stash() {  # copy the carried part .gpu/$1 into the machine's /tmp, which outlives the call
+    mkdir -p "$store" && cp -r ".gpu/$1/." "$store/"
+}
 case "${1:-}" in
 prepare)
     mkdir -p .git/info
@@ -48,10 +51,10 @@ PY
     du -sh .gpu/a .gpu/b .gpu/c
     ;;
 stash)
-    mkdir -p "$store" && cp -r ".gpu/$2/." "$store/" && ls -la "$store"
+    stash "$2" && ls -la "$store"
     ;;
 run)
-    cp -r .gpu/c/. "$store/"
+    stash c
     cd "$store"
     [ -f "$(cat decoder_name)" ] || cat decoder.part1 decoder.part2 > "$(cat decoder_name)"
     mkdir -p wordnet site && tar -C wordnet -xJf wordnet.tar.xz
