@@ -169,7 +169,7 @@ def interpolate(
     Returns ``{"start", "end", "mode", "steps", "texts", "distances" (consecutive WMDs),
     "endpoint_distance", "path_length", "smoothness"}``.
     """
-    from ..model import interpolate_latents
+    from ..inference import interpolate_latents
 
     if mode not in MODES:
         raise ConfigError(f"unknown interpolation mode {mode!r}: use one of {', '.join(MODES)}")
