@@ -1,9 +1,13 @@
-"""Issue-13 levers measured as patches of lmvae and not built (docs/benchmarks.md, session 14).
+"""Issue-13 levers measured as patches of lmvae and not built (docs/benchmarks.md, sessions 14
+and 15).
 
     .venv/bin/python benchmarks/lever_patches.py word_dropout=0.25 -- --train 3000 --heldout 300 \
         --epochs 1 --set eval_decode_sentences=100 --tag s14_word_dropout
     .venv/bin/python benchmarks/lever_patches.py prompt_layer=20 -- --train 3000 --heldout 300 \
         --epochs 1 --set eval_decode_sentences=0 --set pack=false --tag s14_prompt_layer20
+
+    .venv/bin/python benchmarks/lever_patches.py standardize=1 -- --train 3000 --heldout 300 \
+        --epochs 1 --set eval_decode_sentences=100 --tag s15_standardize
 
 The arguments after ``--`` go to benchmarks/real_quality.py.
 
@@ -19,6 +23,10 @@ The arguments after ``--`` go to benchmarks/real_quality.py.
   ``eval_decode_sentences=0`` and read the recon NLL, KL and token accuracy (the decoded
   figures of the final evaluation are not meaningful).  Llama-style decoders
   (``model.layers``) only.
+* ``standardize=1``: each pooled encoder layer is standardised number by number with the mean
+  and spread of the first 512 training sentences' features (spreads floored at 1 % of the
+  layer's mean spread) before the layer mix and the LayerNorm.  The statistics live beside the
+  model in this process, so read the per-epoch evaluations, not a reloaded checkpoint's.
 """
 
 from __future__ import annotations
@@ -31,9 +39,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import real_quality  # noqa: E402
 
+import lmvae.training.setup as run_setup  # noqa: E402
 from lmvae import LanguageVAE  # noqa: E402
 from lmvae.cache import position_ids, prefix_attention_mask  # noqa: E402
 from lmvae.decoder import LatentDecoder  # noqa: E402
+from lmvae.encoder import SentenceEncoder  # noqa: E402
 from lmvae.wordnet import build_corpus  # noqa: E402
 
 
@@ -122,7 +132,34 @@ def prompt_layer(layer: int) -> None:
     LatentDecoder.calibrate_prompt = calibrate
 
 
+def standardize() -> None:
+    stats: dict[SentenceEncoder, tuple[torch.Tensor, torch.Tensor]] = {}
+    calibrate, posterior = run_setup.calibrate_slots, SentenceEncoder.posterior
+
+    def measure(model, sentences):  # called once, before the first step of a fresh run
+        calibrate(model, sentences)
+        texts = sentences.text_batch(range(min(512, len(sentences))))
+        with torch.no_grad():
+            feats = [
+                model.features(**model.encoder_inputs(texts[i : i + 32]))
+                for i in range(0, len(texts), 32)
+            ]
+        feats = torch.cat(feats).float()
+        spread = feats.std(0)
+        stats[model.encoder] = feats.mean(0), spread.clamp_min(spread.mean(-1, keepdim=True) * 1e-2)
+
+    def patched(self, features):
+        if self in stats:
+            mean, scale = stats[self]
+            features = (features.float() - mean) / scale
+        return posterior(self, features)
+
+    run_setup.calibrate_slots = measure
+    SentenceEncoder.posterior = patched
+
+
 PATCHES = {
+    "standardize": lambda v: standardize(),
     "word_dropout": lambda v: word_dropout(float(v)),
     "prompt_layer": lambda v: prompt_layer(int(v)),
 }
