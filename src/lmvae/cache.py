@@ -191,3 +191,16 @@ def causal_slot_mask(
         zeros = torch.zeros(allowed.shape, dtype=dtype, device=device)
         return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
     return allowed
+
+
+def kv_statistics(cache: DynamicCache, real: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation (layers, 2, kv_heads, head_dim) of the keys and values a
+    filled cache holds at the positions ``real`` (B, T) marks, over its first ``num_layers``."""
+    means, stds = [], []
+    for layer in cache.layers[:num_layers]:
+        pair = []
+        for states in (layer.keys, layer.values):  # (B, kv_heads, T, head_dim)
+            pair.append(states.transpose(1, 2)[real[:, : states.shape[2]]].float())
+        means.append(torch.stack([p.mean(0) for p in pair]))
+        stds.append(torch.stack([p.std(0) for p in pair]))
+    return torch.stack(means), torch.stack(stds)

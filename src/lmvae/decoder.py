@@ -18,6 +18,7 @@ from lmvae.adapters import checkpoint_blocks, follow_mode
 from lmvae.cache import (
     cache_kv_shape,
     causal_slot_mask,
+    kv_statistics,
     position_ids,
     prefix_attention_mask,
     prefix_cache,
@@ -102,26 +103,27 @@ class LatentDecoder(nn.Module):
         self.template_prefix = torch.tensor(prefix, dtype=torch.long, device=device)
         self.template_suffix = torch.tensor(suffix, dtype=torch.long, device=device)
 
+    def _check_prompt_pass(self, what: str) -> None:
+        """Raise unless the training pass is the soft prompt's cache-free one, which ``what``
+        (compile, gradient checkpointing, packing) needs."""
+        if self.injector.mode != "prompt":
+            raise ConfigError(
+                f"{what} applies to the soft prompt's training pass (decoder injection "
+                f"'prompt'); injection {self.injector.mode!r} passes a cache"
+            )
+
     def compile_training_pass(self) -> None:
         """Compile the trunk for the soft prompt's cache-free training pass (torch.compile,
         dynamic shapes).  Evaluation and decoding keep the eager trunk: they run with a cache
         and at batch shapes that would only recompile."""
-        if self.injector.mode != "prompt":
-            raise ConfigError(
-                f"compile applies to the soft prompt's training pass (decoder injection "
-                f"'prompt'); injection {self.injector.mode!r} passes a cache"
-            )
+        self._check_prompt_pass("compile")
         if self._compiled_base is None:
             self.__dict__["_compiled_base"] = torch.compile(self.base, dynamic=True)
 
     def checkpoint_training_pass(self) -> None:
         """Recompute the trunk's blocks in backward (gradient checkpointing): the soft
         prompt's training pass is cache-free, which checkpointing needs."""
-        if self.injector.mode != "prompt":
-            raise ConfigError(
-                f"gradient checkpointing applies to the soft prompt's training pass (decoder "
-                f"injection 'prompt'); injection {self.injector.mode!r} passes a cache"
-            )
+        self._check_prompt_pass("gradient checkpointing")
         checkpoint_blocks(self.lm)
         follow_mode(self.lm, self.training)
 
@@ -249,14 +251,7 @@ class LatentDecoder(nn.Module):
         )
         real = attention_mask.bool().clone()
         real[:, 0] = False
-        means, stds = [], []
-        for layer in cache.layers[: self.kv_shape.num_layers]:
-            pair = []
-            for states in (layer.keys, layer.values):  # (B, kv_heads, T, head_dim)
-                pair.append(states.transpose(1, 2)[real[:, : states.shape[2]]].float())
-            means.append(torch.stack([p.mean(0) for p in pair]))
-            stds.append(torch.stack([p.std(0) for p in pair]))
-        return torch.stack(means), torch.stack(stds)
+        return kv_statistics(cache, real, self.kv_shape.num_layers)
 
     def calibrate_slots(self, input_ids: Tensor, attention_mask: Tensor) -> None:
         """Start the slots in the distribution of the LM's own keys and values on a batch of
@@ -348,11 +343,7 @@ class LatentDecoder(nn.Module):
         """Train on packed rows (:mod:`lmvae.packing`) from now on, after checking on a
         sample batch that this LM's attention keeps packed sentences apart: a family whose
         masking ignores the packed format would let sentences read each other."""
-        if self.injector.mode != "prompt":
-            raise ConfigError(
-                f"packing applies to the soft prompt's training pass (decoder injection "
-                f"'prompt'); injection {self.injector.mode!r} passes a cache"
-            )
+        self._check_prompt_pass("packing")
         with torch.no_grad():
             padded = self._prompt_pass(z, input_ids, attention_mask, None, None, pack=False)
             packed = self._prompt_pass(z, input_ids, attention_mask, None, None, pack=True)
