@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tag", default="run")
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--full-eval", action="store_true", help="also IW-NLL, MI, prior samples")
+    parser.add_argument(
+        "--seen",
+        action="store_true",
+        help="evaluate on the first --heldout training sentences instead of held-out ones: "
+        "what the model makes of sentences it trained on (a capacity check)",
+    )
     parser.add_argument("--out", default=None, help="run folder: keep best/, last/, history")
     parser.add_argument("--decoder", default=None, help="another decoder (folder or .gguf)")
     parser.add_argument("--encoder", default=None, help="another encoder (folder or .gguf)")
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     model_kw = {k: _value(v) for k, v in overrides.items() if k not in train_keys}
     corpus = build_corpus(args.wordnet or DEFAULT_ROOT, seed=args.seed)
     train_texts = corpus.train[: args.train]
-    heldout = corpus.heldout[: args.heldout]
+    heldout = (train_texts if args.seen else corpus.heldout)[: args.heldout]
 
     encoder, decoder = args.encoder, args.decoder
     if encoder is None or decoder is None:  # the installed real models fill in
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         "overrides": overrides,
         "train_sentences": len(train_texts),
         "heldout_sentences": len(heldout),
+        "seen": args.seen,
         "epochs": args.epochs,
         "latent_size": args.latent_size,
         "train_seconds": round(train_seconds, 1),
