@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from support import CORPUS, PAIR_IDS, PAIRS
+from support import CORPUS, PAIR_IDS, PAIRS, randomize_trainable
 
 from lmvae import LanguageVAE
 from lmvae.errors import ConfigError, LoadError
@@ -91,15 +91,6 @@ def test_backbones_stay_in_eval_mode(make_vae, enc, dec):
     assert not vae.encoder.head.training
 
 
-def _perturb(vae, seed=0):
-    """Random trainable weights, so a load that silently kept fresh ones would be caught."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in vae.named_parameters():
-            if not n.startswith(BACKBONE_PREFIXES):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-
-
 def _assert_same_behaviour(a, b):
     torch.testing.assert_close(a.encode(TEXTS), b.encode(TEXTS), atol=0, rtol=0)
     assert a.reconstruct(TEXTS, **GREEDY) == b.reconstruct(TEXTS, **GREEDY)
@@ -110,7 +101,7 @@ def _assert_same_behaviour(a, b):
 @pytest.mark.parametrize("enc, dec", PAIRS, ids=PAIR_IDS)
 def test_save_and_load_round_trip(make_vae, tmp_path, enc, dec):
     vae = make_vae(enc, dec, encoder_layer="mix", decoder_rank=4).eval()
-    _perturb(vae)
+    randomize_trainable(vae, seed=0)
     out = vae.save_pretrained(tmp_path / "model")
     assert sorted(os.listdir(out)) == ["README.md", "config.json", "model.safetensors"]
     saved = load_file(out / "model.safetensors")  # safetensors only: no pickle anywhere
@@ -141,7 +132,7 @@ def test_moving_the_whole_tree_still_loads(make_vae, backbones, tmp_path, enc, d
     e, d = _copy_backbones(backbones, tree / "backbones", enc, dec)
     torch.manual_seed(0)
     vae = LanguageVAE.from_backbones(str(e), str(d), 8).eval()
-    _perturb(vae)
+    randomize_trainable(vae, seed=0)
     vae.save_pretrained(tree / "runs" / "best")
     config = json.loads((tree / "runs" / "best" / "config.json").read_text())
     for side in ("encoder", "decoder"):
@@ -178,7 +169,7 @@ def test_bundled_folder_stands_alone(backbones, tmp_path, enc, dec):
     e, d = _copy_backbones(backbones, tmp_path / "backbones", enc, dec)
     torch.manual_seed(0)
     vae = LanguageVAE.from_backbones(str(e), str(d), 8).eval()
-    _perturb(vae)
+    randomize_trainable(vae, seed=0)
     out = vae.save_pretrained(tmp_path / "bundle", bundle_backbones=True)
     assert {"README.md", "config.json", "model.safetensors", "encoder", "decoder"} == set(
         os.listdir(out)
@@ -213,7 +204,7 @@ def test_missing_folder_is_a_load_error(tmp_path):
 @pytest.fixture(scope="module")
 def vae(make_vae):
     model = make_vae("bert", "llama-gqa").eval()
-    _perturb(model, seed=3)
+    randomize_trainable(model, seed=3)
     return model
 
 
