@@ -8,6 +8,8 @@ and 15).
 
     .venv/bin/python benchmarks/lever_patches.py standardize=1 -- --train 3000 --heldout 300 \
         --epochs 1 --set eval_decode_sentences=100 --tag s15_standardize
+    .venv/bin/python benchmarks/lever_patches.py deep_head=1024 -- --train 3000 --heldout 300 \
+        --epochs 1 --set eval_decode_sentences=100 --tag s16_deep_head
 
 The arguments after ``--`` go to benchmarks/real_quality.py.
 
@@ -27,6 +29,11 @@ The arguments after ``--`` go to benchmarks/real_quality.py.
   and spread of the first 512 training sentences' features (spreads floored at 1 % of the
   layer's mean spread) before the layer mix and the LayerNorm.  The statistics live beside the
   model in this process, so read the per-epoch evaluations, not a reloaded checkpoint's.
+* ``deep_head=H``: beside the linear head on the layer mix, a GELU MLP (hidden width H) reads
+  every pooled layer concatenated (each LayerNorm-ed) and adds to mu and log-variance; its last
+  layer starts at zero, so the run starts as the defaults.  The posterior is otherwise a
+  linear map of one 384-number mix; this asks whether a nonlinear code of all the layers
+  carries more words in the same 128 numbers.  In-process only, like ``standardize``.
 """
 
 from __future__ import annotations
@@ -158,7 +165,36 @@ def standardize() -> None:
     SentenceEncoder.posterior = patched
 
 
+def deep_head(hidden: int) -> None:
+    calibrate, posterior = run_setup.calibrate_slots, SentenceEncoder.posterior
+
+    def add(model, sentences):  # before the optimizer is built, so the new weights train
+        calibrate(model, sentences)
+        encoder = model.encoder
+        layers, width = encoder.feature_shape[:2]
+        encoder.deep_head = torch.nn.Sequential(
+            torch.nn.LayerNorm(width, elementwise_affine=False),
+            torch.nn.Flatten(1),
+            torch.nn.Linear(layers * width, hidden),
+            torch.nn.GELU(),
+            torch.nn.Linear(hidden, 2 * encoder.latent_size),
+        ).to(encoder.head.weight.device)
+        torch.nn.init.zeros_(encoder.deep_head[-1].weight)  # starts as the default head
+        torch.nn.init.zeros_(encoder.deep_head[-1].bias)
+
+    def patched(self, features):
+        mu, logvar = posterior(self, features)
+        if hasattr(self, "deep_head"):
+            extra_mu, extra_logvar = self.deep_head(features.float()).chunk(2, dim=-1)
+            mu, logvar = mu + extra_mu, logvar + extra_logvar
+        return mu, logvar
+
+    run_setup.calibrate_slots = add
+    SentenceEncoder.posterior = patched
+
+
 PATCHES = {
+    "deep_head": lambda v: deep_head(int(v)),
     "standardize": lambda v: standardize(),
     "word_dropout": lambda v: word_dropout(float(v)),
     "prompt_layer": lambda v: prompt_layer(int(v)),

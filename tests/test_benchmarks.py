@@ -83,3 +83,15 @@ def test_real_models_benchmark_runs_each_part_in_a_subprocess(tmp_path):
     )
     nll = record["decoder_nll"]  # a real LM: far below uniform over 49,152 tokens (~10.8 a token)
     assert 0 < nll["nll_per_sentence"] < 10.8 * 20 and nll["weights_mb"] > 100
+
+
+def test_pass_scaling_fits_the_saved_runs_and_draws_them(tmp_path):
+    plot = tmp_path / "scaling.png"
+    stdout, lines = _run("pass_scaling.py", "--plot", str(plot), "--targets", "20", timeout=120)
+    fit = next(line for line in lines if line.startswith("end-of-run held-out fit"))
+    # recon = a * passes ** -b: falling with passes, from above the decoder's own ~73 nats.
+    a, b = (float(x) for x in fit.split("= ")[1].split(" (")[0].split(" * passes ** -"))
+    assert a > 73 and 0 < b < 1
+    needed = next(line for line in lines if line.strip().startswith("recon 20.0"))
+    assert float(needed.split("~")[1].split()[0]) > 30000  # beyond the longest saved run
+    assert plot.stat().st_size > 10_000 and f"wrote {plot}" in stdout

@@ -1,8 +1,9 @@
 """A frozen causal LM steered by z: teacher-forced token losses and single decoding steps.
 
-z becomes K/V slots in every layer (:mod:`lmvae.injection`), wrapped as a cache prefix
-(:mod:`lmvae.cache`).  The LM's base model gives hidden states and its output embedding gives
-logits, so the loss can be computed on real (non-padding) positions only.
+z becomes a soft prompt the frozen LM reads before the sentence (the default), or K/V slots in
+every layer (:mod:`lmvae.injection`) wrapped as a cache prefix (:mod:`lmvae.cache`).  The LM's
+base model gives hidden states and its output embedding gives logits, so the loss is computed
+on real (non-padding) positions only.
 """
 
 from __future__ import annotations
