@@ -315,7 +315,7 @@ def test_packed_batches_train_as_the_padded_ones(make_vae, precision):
 def test_packing_is_on_by_default_wherever_the_decoder_allows_it(make_vae, monkeypatch):
     """pack=None (the default): a soft-prompt decoder trains packed; prefix slots, or a family
     whose attention fails the packing check, train padded with a note and no error."""
-    import lmvae.decoder
+    import lmvae.prompt_pass
     from lmvae.errors import ConfigError
 
     config = TrainConfig(epochs=1, batch_size=8, progress=False, eval_decode_sentences=0)
@@ -330,7 +330,7 @@ def test_packing_is_on_by_default_wherever_the_decoder_allows_it(make_vae, monke
     def leaky(name, *args):
         raise ConfigError(f"packing does not work with this decoder ({name})")
 
-    monkeypatch.setattr(lmvae.decoder, "check_packing", leaky)
+    monkeypatch.setattr(lmvae.prompt_pass, "check_packing", leaky)
     vae = make_vae("bert", "llama-gqa", decoder_injection="prompt", decoder_max_length=12)
     result = train(vae, CORPUS[:8], (), config)
     assert not vae.decoder.pack
