@@ -412,6 +412,14 @@ def randomize_trainable(vae, seed: int, std: float = 0.3) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
 
 
+def randomized_vae(make_vae, seed: int = 3):
+    """A BERT -> Llama (GQA) test model in eval mode with random trainable weights
+    (:func:`randomize_trainable`): what the model and inference tests share."""
+    model = make_vae("bert", "llama-gqa").eval()
+    randomize_trainable(model, seed=seed)
+    return model
+
+
 def latents(batch: int, seed: int = 0, size: int = 8) -> torch.Tensor:
     """Seeded latents (batch, size) for the decoder tests."""
     return torch.randn(batch, size, generator=torch.Generator().manual_seed(seed))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support import CORPUS, randomize_trainable
+from support import CORPUS, randomized_vae
 
 from lmvae.errors import ConfigError
 from lmvae.inference import interpolate_latents
@@ -16,9 +16,7 @@ GREEDY = {"max_new_tokens": 8}
 
 @pytest.fixture(scope="module")
 def vae(make_vae):
-    model = make_vae("bert", "llama-gqa").eval()
-    randomize_trainable(model, seed=3)
-    return model
+    return randomized_vae(make_vae)
 
 
 def test_encode_posterior_and_sampling(vae):

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from support import CORPUS, PAIR_IDS, PAIRS, randomize_trainable
+from support import CORPUS, PAIR_IDS, PAIRS, randomize_trainable, randomized_vae
 
 from lmvae import LanguageVAE
 from lmvae.errors import ConfigError, LoadError
@@ -203,9 +203,7 @@ def test_missing_folder_is_a_load_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def vae(make_vae):
-    model = make_vae("bert", "llama-gqa").eval()
-    randomize_trainable(model, seed=3)
-    return model
+    return randomized_vae(make_vae)
 
 
 def test_forward_output(vae):
